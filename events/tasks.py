@@ -1,0 +1,30 @@
+from celery import shared_task
+from django_tenants.utils import get_tenant_model, schema_context
+
+from events.dispatch import outbox_dispatch_pending
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=8)
+def outbox_dispatch(schema_name: str) -> int:
+    """Dispatch the pending outbox events of one tenant."""
+    with schema_context(schema_name):
+        total = 0
+        while (count := outbox_dispatch_pending()) > 0:
+            total += count
+        return total
+
+
+@shared_task(acks_late=True)
+def outbox_sweep_all() -> int:
+    """Beat: fan out one dispatch per tenant, catching events whose task was lost."""
+    schemas = (
+        get_tenant_model()
+        .objects.exclude(schema_name="public")
+        .filter(status="active")
+        .values_list("schema_name", flat=True)
+    )
+    count = 0
+    for schema_name in schemas:
+        outbox_dispatch.delay(schema_name)
+        count += 1
+    return count

@@ -1,0 +1,185 @@
+"""Shared fixtures: two tenants provisioned once per session, API clients per role.
+
+Tenant `alpha` (A) and tenant `bravo` (B) exist for the whole session; each test runs
+in a transaction that is rolled back, so tests see them fresh.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from accounts.auth_tokens import access_token_mint
+from accounts.members.models import Membership, Role
+from accounts.models import User
+from accounts.services import identity_create, membership_create
+from saas.redis import redis_client
+from tenants.models import Tenant
+from tenants.services import tenant_signup
+
+PASSWORD = "Correct-Horse-Battery-9"
+PUBLIC_HOST = "localhost"
+
+
+@dataclass
+class TenantWorld:
+    """One provisioned tenant and its people (ids are stable for the session)."""
+
+    tenant: Tenant
+    host: str
+    admin: User
+    lead: User
+    user: User
+
+    @property
+    def schema(self) -> str:
+        return self.tenant.schema_name
+
+    def member(self, user: User) -> Membership:
+        with schema_context(self.schema):
+            return Membership.objects.select_related("user").get(user=user)
+
+
+def _world(subdomain: str) -> TenantWorld:
+    tenant = Tenant.objects.filter(subdomain=subdomain).first()
+    if tenant is None:
+        tenant = tenant_signup(
+            company_name=f"{subdomain.title()} Corp",
+            subdomain=subdomain,
+            admin_email=f"admin@{subdomain}.test",
+            admin_password=PASSWORD,
+            admin_name=f"{subdomain.title()} Admin",
+        ).tenant
+        with schema_context(tenant.schema_name):
+            for role, name in ((Role.PROJECT_LEAD, "lead"), (Role.USER, "user")):
+                user = identity_create(
+                    email=f"{name}@{subdomain}.test",
+                    password=PASSWORD,
+                    username=f"{name}_{subdomain}",
+                    display_name=f"{name.title()} {subdomain.title()}",
+                )
+                membership_create(user=user, role=role)
+    connection.set_schema_to_public()
+    tenant.refresh_from_db()
+    return TenantWorld(
+        tenant=tenant,
+        host=f"{subdomain}.localhost",
+        admin=User.objects.get(email=f"admin@{subdomain}.test"),
+        lead=User.objects.get(email=f"lead@{subdomain}.test"),
+        user=User.objects.get(email=f"user@{subdomain}.test"),
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        call_command("migrate_platform", verbosity=0)
+        _world("alpha")
+        _world("bravo")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(db):
+    """Every test gets the database (rolled back after), public schema, empty Redis db."""
+    redis_client().flushdb()
+    connection.set_schema_to_public()
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def world_a() -> TenantWorld:
+    return _world("alpha")
+
+
+@pytest.fixture
+def world_b() -> TenantWorld:
+    return _world("bravo")
+
+
+class Api:
+    """Django's test client speaking JSON to one host, optionally with a bearer token."""
+
+    def __init__(self, host: str, token: str | None = None) -> None:
+        self.host = host
+        self.token = token
+        self.client = Client(HTTP_HOST=host)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        *,
+        raw: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        **query: Any,
+    ):
+        all_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        all_headers.update(headers or {})
+        body: Any = raw if raw is not None else (json.dumps(data) if data is not None else "")
+        if query:
+            from urllib.parse import urlencode
+
+            path = f"{path}?{urlencode(query, doseq=True)}"
+        response = self.client.generic(
+            method, path, body, content_type="application/json", headers=all_headers
+        )
+        connection.set_schema_to_public()
+        return response
+
+    def get(self, path: str, **query: Any):
+        return self.request("GET", path, **query)
+
+    def post(self, path: str, data: Any = None, **kw: Any):
+        return self.request("POST", path, data, **kw)
+
+    def put(self, path: str, data: Any = None, **kw: Any):
+        return self.request("PUT", path, data, **kw)
+
+    def patch(self, path: str, data: Any = None, **kw: Any):
+        return self.request("PATCH", path, data, **kw)
+
+    def delete(self, path: str, data: Any = None, **kw: Any):
+        return self.request("DELETE", path, data, **kw)
+
+
+def token_for(world: TenantWorld, user: User) -> str:
+    with schema_context(world.schema):
+        member = Membership.objects.get(user=user)
+        return access_token_mint(member=member)
+
+
+@pytest.fixture
+def public_api() -> Api:
+    return Api(PUBLIC_HOST)
+
+
+@pytest.fixture
+def anon_a(world_a) -> Api:
+    return Api(world_a.host)
+
+
+@pytest.fixture
+def admin_a(world_a) -> Api:
+    return Api(world_a.host, token_for(world_a, world_a.admin))
+
+
+@pytest.fixture
+def lead_a(world_a) -> Api:
+    return Api(world_a.host, token_for(world_a, world_a.lead))
+
+
+@pytest.fixture
+def user_a(world_a) -> Api:
+    return Api(world_a.host, token_for(world_a, world_a.user))
+
+
+@pytest.fixture
+def admin_b(world_b) -> Api:
+    return Api(world_b.host, token_for(world_b, world_b.admin))
