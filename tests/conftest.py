@@ -75,12 +75,25 @@ def _world(subdomain: str) -> TenantWorld:
     )
 
 
+def _sequences_restart(schema: str, *, at: int) -> None:
+    """Give tenant B ids that never occur in tenant A, so an id leaking across tenants
+    can never be mistaken for a local object in the isolation tests."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = %s"
+            " AND coalesce(last_value, 0) < %s",
+            [schema, at],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'ALTER SEQUENCE "{schema}"."{name}" RESTART WITH {at}')
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         call_command("migrate_platform", verbosity=0)
         _world("alpha")
-        _world("bravo")
+        _sequences_restart(_world("bravo").schema, at=1_000_000)
 
 
 @pytest.fixture(autouse=True)
