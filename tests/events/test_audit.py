@@ -89,7 +89,8 @@ def test_audit_pagination_limits(admin_a, world_a):
     too_big = admin_a.get("/api/v1/audit", limit=101)
     # then
     assert page.json()["total"] == 3
-    assert page.json()["offset"] == 1 and page.json()["limit"] == 1
+    assert page.json()["offset"] == 1
+    assert page.json()["limit"] == 1
     assert len(page.json()["items"]) == 1
     assert too_big.status_code == 422
     assert too_big.json()["error"]["details"][0]["field"] == "limit"
