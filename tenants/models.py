@@ -22,6 +22,7 @@ class Tenant(TenantMixin):
     require_mfa = models.CharField(max_length=8, choices=MfaPolicy.choices, default=MfaPolicy.OFF)
     time_zone = models.CharField(max_length=64, default="UTC")
     member_count = models.PositiveIntegerField(default=0)
+    max_attachment_bytes = models.PositiveBigIntegerField(default=25 * 1024 * 1024)
     created_at = models.DateTimeField(auto_now_add=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
 

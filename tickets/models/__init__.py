@@ -1,0 +1,22 @@
+from tickets.models.catalog import CustomField, IssueType, Priority, Resolution, Status
+from tickets.models.content import Attachment, Comment
+from tickets.models.projects import Component, Project, ProjectMember, Version
+from tickets.models.tickets import Ticket, TicketHistory, TicketLink, Watcher
+
+__all__ = [
+    "Attachment",
+    "Comment",
+    "Component",
+    "CustomField",
+    "IssueType",
+    "Priority",
+    "Project",
+    "ProjectMember",
+    "Resolution",
+    "Status",
+    "Ticket",
+    "TicketHistory",
+    "TicketLink",
+    "Version",
+    "Watcher",
+]

@@ -1,0 +1,149 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.utils import timezone
+
+
+class Ticket(models.Model):
+    project = models.ForeignKey("tickets.Project", on_delete=models.CASCADE, related_name="tickets")
+    number = models.PositiveIntegerField()
+    key = models.CharField(max_length=24, unique=True)
+    summary = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    issue_type = models.ForeignKey("tickets.IssueType", on_delete=models.PROTECT, related_name="+")
+    status = models.ForeignKey("tickets.Status", on_delete=models.PROTECT, related_name="+")
+    priority = models.ForeignKey("tickets.Priority", on_delete=models.PROTECT, related_name="+")
+    resolution = models.ForeignKey(
+        "tickets.Resolution", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labels = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    components = models.ManyToManyField("tickets.Component", related_name="tickets", blank=True)
+    fix_versions = models.ManyToManyField("tickets.Version", related_name="tickets", blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    story_points = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    # Estimates and time spent in seconds.
+    original_estimate = models.PositiveIntegerField(null=True, blank=True)
+    remaining_estimate = models.PositiveIntegerField(null=True, blank=True)
+    time_spent = models.PositiveIntegerField(default=0)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="subtasks"
+    )
+    epic = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="epic_children"
+    )
+    # {"<custom field id>": value}; validated against the field's type on write.
+    custom_fields = models.JSONField(default=dict, blank=True)
+    # Set from the import or by the service; not auto_now so imports keep their times.
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Optimistic concurrency: bumped on every write, exposed as the ETag.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ("project_id", "number")
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="ticket_project_number")
+        ]
+        indexes = [
+            models.Index(fields=["project", "status"]),
+            models.Index(fields=["assignee", "status"]),
+            models.Index(fields=["reporter"]),
+            models.Index(fields=["updated_at"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["parent"]),
+            models.Index(fields=["epic"]),
+            GinIndex(fields=["labels"], name="ticket_labels_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TicketLink(models.Model):
+    class Type(models.TextChoices):
+        BLOCKS = "blocks", "blocks"
+        RELATES = "relates", "relates to"
+        DUPLICATES = "duplicates", "duplicates"
+        CLONES = "clones", "clones"
+
+    # Read from the target's side.
+    INVERSE = {
+        "blocks": "is blocked by",
+        "relates": "relates to",
+        "duplicates": "is duplicated by",
+        "clones": "is cloned by",
+    }
+
+    source = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="links_out")
+    target = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="links_in")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "target", "type"], name="ticketlink_unique"),
+            models.CheckConstraint(
+                condition=~models.Q(source=models.F("target")), name="ticketlink_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.type} {self.target_id}"
+
+
+class Watcher(models.Model):
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="watchers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ticket", "user"], name="watcher_unique")]
+        indexes = [models.Index(fields=["user", "ticket"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} watches {self.ticket_id}"
+
+
+class TicketHistory(models.Model):
+    """One row per changed field: the basis of JQL WAS/CHANGED and of reports.
+
+    Narrow rows; `from_ref`/`to_ref` hold ids for reference fields (status, assignee,
+    priority, ...) so history predicates are index lookups on (field, ref, time), and
+    `from_value`/`to_value` hold the display strings."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="history")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    field = models.CharField(max_length=64)
+    from_value = models.TextField(null=True, blank=True)
+    to_value = models.TextField(null=True, blank=True)
+    from_ref = models.BigIntegerField(null=True, blank=True)
+    to_ref = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [
+            models.Index(fields=["ticket", "created_at"]),
+            models.Index(fields=["field", "to_ref", "created_at"]),
+            models.Index(fields=["field", "from_ref", "created_at"]),
+            models.Index(fields=["field", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}.{self.field}: {self.from_value} -> {self.to_value}"
