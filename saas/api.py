@@ -106,6 +106,7 @@ def build_tenant_api() -> NinjaAPI:
     from accounts.api_auth import router as auth_router
     from accounts.api_users import groups_router, invitations_router, users_router
     from events.api import router as audit_router
+    from tickets.api import router as tickets_router
 
     api = NinjaAPI(
         title="Ticketing API",
@@ -122,6 +123,7 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("/groups", groups_router)
     api.add_router("/invitations", invitations_router)
     api.add_router("/audit", audit_router)
+    api.add_router("", tickets_router)
     return api
 
 

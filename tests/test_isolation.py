@@ -18,6 +18,8 @@ from django_tenants.utils import schema_context
 from accounts.members.models import ApiToken, Group, Invitation, Membership
 from accounts.tokens import secret_hash
 from saas.api import tenant_api
+from tickets.models import Project, Ticket, TicketLink
+from tickets.services import ticket_create
 from tests.conftest import Api, TenantWorld, token_for
 
 B_MARKER = "bravo"
@@ -47,8 +49,29 @@ def _b_api_token(world: TenantWorld) -> int:
     ).pk
 
 
+def _b_project(world: TenantWorld) -> int:
+    project = Project.objects.filter(key="BRV").first()
+    if project is None:
+        project = Project.objects.create(key="BRV", name="bravo project", lead=world.admin)
+    return project.pk
+
+
+def _b_ticket(world: TenantWorld, summary: str = "bravo secret ticket") -> Ticket:
+    project = Project.objects.get(pk=_b_project(world))
+    actor = Membership.objects.select_related("user").get(user=world.admin)
+    return ticket_create(project=project, actor=actor, data={"summary": summary})
+
+
+def _b_link(world: TenantWorld) -> int:
+    source, target = _b_ticket(world, "bravo one"), _b_ticket(world, "bravo two")
+    return TicketLink.objects.create(source=source, target=target, type="blocks").pk
+
+
 # One existing object of tenant B per path parameter name (created in B's schema).
 B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
+    "projectId": _b_project,
+    "ticketId": lambda world: _b_ticket(world).key,
+    "linkId": _b_link,
     "userId": lambda world: world.user.pk,  # global id; not a member of tenant A
     "groupId": _b_group,
     "invitationId": _b_invitation,

@@ -1,0 +1,156 @@
+"""Reads on tickets, always starting from what the member may see."""
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.members.models import Membership
+from saas.errors import Invalid, NotFound
+from tickets.access import tickets_visible_to
+from tickets.fields import MAX_DB_ID
+from tickets.models import Ticket, TicketHistory, TicketLink, Watcher
+
+LIST_RELATED = (
+    "project",
+    "issue_type",
+    "status",
+    "priority",
+    "resolution",
+    "assignee",
+    "reporter",
+    "creator",
+    "parent",
+    "epic",
+)
+LIST_PREFETCH = ("components", "fix_versions", "project__custom_fields")
+SORTS = {
+    "key": ("project__key", "number"),
+    "created": ("created_at", "id"),
+    "updated": ("updated_at", "id"),
+    "priority": ("priority__rank", "id"),
+    "due": ("due_date", "id"),
+    "status": ("status__order", "id"),
+}
+
+
+def tickets_for_list(qs: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    return qs.select_related(*LIST_RELATED).prefetch_related(*LIST_PREFETCH)
+
+
+def _sort(sort: str) -> list[str]:
+    descending = sort.startswith("-")
+    name = sort.lstrip("-")
+    if name not in SORTS:
+        raise Invalid(f"Cannot sort by {name!r}.", details={"allowed": sorted(SORTS)})
+    return [f"-{col}" if descending else col for col in SORTS[name]]
+
+
+def _user_filter(value: str, *, member: Membership, field: str) -> Q:
+    text = value.strip()
+    if text.lower() in {"me", "currentuser()"}:
+        return Q(**{f"{field}_id": member.user_id})
+    if text.lower() in {"unassigned", "none", "empty"}:
+        return Q(**{f"{field}__isnull": True})
+    if text.isdigit() and int(text) <= MAX_DB_ID:
+        return Q(**{f"{field}_id": int(text)})
+    return Q(**{f"{field}__username__iexact": text}) | Q(**{f"{field}__email__iexact": text})
+
+
+def _ref_filter(value: str, field: str) -> Q:
+    text = value.strip()
+    if text.isdigit() and int(text) <= MAX_DB_ID:
+        return Q(**{f"{field}_id": int(text)})
+    return Q(**{f"{field}__name__iexact": text})
+
+
+def tickets_list(*, member: Membership, project: Any, filters: Any) -> QuerySet[Ticket]:
+    qs = tickets_visible_to(member).filter(project=project)
+    if filters.status:
+        qs = qs.filter(_ref_filter(filters.status, "status"))
+    if filters.type:
+        qs = qs.filter(_ref_filter(filters.type, "issue_type"))
+    if filters.priority:
+        qs = qs.filter(_ref_filter(filters.priority, "priority"))
+    if filters.assignee:
+        qs = qs.filter(_user_filter(filters.assignee, member=member, field="assignee"))
+    if filters.reporter:
+        qs = qs.filter(_user_filter(filters.reporter, member=member, field="reporter"))
+    if filters.label:
+        qs = qs.filter(labels__contains=[filters.label])
+    if filters.q:
+        qs = qs.filter(summary__icontains=filters.q)
+    if filters.created_after:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    if filters.updated_after:
+        qs = qs.filter(updated_at__gte=filters.updated_after)
+    return tickets_for_list(qs).order_by(*_sort(filters.sort))
+
+
+def ticket_links(*, member: Membership, ticket: Ticket) -> list[dict[str, Any]]:
+    """Links in both directions, to tickets the member can see."""
+    visible = tickets_visible_to(member).values("pk")
+    links = []
+    outgoing = TicketLink.objects.filter(source=ticket, target__in=visible).select_related("target")
+    incoming = TicketLink.objects.filter(target=ticket, source__in=visible).select_related("source")
+    for link in outgoing:
+        links.append(
+            {
+                "id": link.pk,
+                "type": link.type,
+                "direction": "outward",
+                "description": link.get_type_display(),
+                "ticket": link.target,
+            }
+        )
+    for link in incoming:
+        links.append(
+            {
+                "id": link.pk,
+                "type": link.type,
+                "direction": "inward",
+                "description": TicketLink.INVERSE[link.type],
+                "ticket": link.source,
+            }
+        )
+    return sorted(links, key=lambda item: item["id"])
+
+
+def ticket_detail(*, member: Membership, ticket: Ticket) -> Ticket:
+    """The ticket with sub-tasks, links and watcher facts attached for output."""
+    detailed = tickets_for_list(Ticket.objects.filter(pk=ticket.pk)).get()
+    detailed.subtasks_visible = list(  # type: ignore[attr-defined]
+        tickets_visible_to(member).filter(parent=ticket).order_by("number")
+    )
+    detailed.links_visible = ticket_links(member=member, ticket=ticket)  # type: ignore[attr-defined]
+    watchers = Watcher.objects.filter(ticket=ticket)
+    detailed.watcher_count = watchers.count()  # type: ignore[attr-defined]
+    detailed.watching = watchers.filter(user_id=member.user_id).exists()  # type: ignore[attr-defined]
+    return detailed
+
+
+def ticket_history(*, ticket: Ticket) -> QuerySet[TicketHistory]:
+    return (
+        TicketHistory.objects.filter(ticket=ticket)
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+
+
+USER_TICKET_KINDS = {
+    "tickets": lambda uid: Q(assignee_id=uid) | Q(reporter_id=uid),
+    "assigned-tickets": lambda uid: Q(assignee_id=uid),
+    "reported-tickets": lambda uid: Q(reporter_id=uid),
+    "watched-tickets": lambda uid: Q(
+        pk__in=Watcher.objects.filter(user_id=uid).values("ticket_id")
+    ),
+}
+
+
+def user_tickets(*, member: Membership, user_id: int, kind: str) -> QuerySet[Ticket]:
+    """Tickets of a member of this tenant, among those the caller may see."""
+    if not (0 < user_id <= MAX_DB_ID) or not Membership.objects.filter(user_id=user_id).exists():
+        raise NotFound("No such member in this workspace.", code="user_not_found")
+    qs = tickets_visible_to(member).filter(USER_TICKET_KINDS[kind](user_id))
+    return tickets_for_list(qs).order_by("-updated_at", "-id")
