@@ -107,6 +107,9 @@ def build_tenant_api() -> NinjaAPI:
     from accounts.api_users import groups_router, invitations_router, users_router
     from events.api import router as audit_router
     from tickets.api import router as tickets_router
+    from tickets.api_bulk import router as bulk_router
+    from tickets.api_content import router as content_router
+    from tickets.api_projects import router as projects_router
 
     api = NinjaAPI(
         title="Ticketing API",
@@ -123,7 +126,10 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("/groups", groups_router)
     api.add_router("/invitations", invitations_router)
     api.add_router("/audit", audit_router)
+    api.add_router("", projects_router)
     api.add_router("", tickets_router)
+    api.add_router("", content_router)
+    api.add_router("", bulk_router)
     return api
 
 
