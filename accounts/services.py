@@ -118,9 +118,13 @@ def membership_deactivate(*, member: Membership, actor: object) -> Membership:
         return member
     member_guard_last_admin(member=member, new_role=None)
     now = timezone.now()
-    Membership.objects.filter(pk=member.pk).update(
+    # Conditional update: of two concurrent deactivations only one counts (member_count).
+    deactivated = Membership.objects.filter(pk=member.pk, is_active=True).update(
         is_active=False, deactivated_at=now, token_generation=F("token_generation") + 1
     )
+    if not deactivated:
+        member.refresh_from_db()
+        return member
     RefreshToken.objects.filter(membership=member, revoked_at__isnull=True).update(revoked_at=now)
     ApiToken.objects.filter(membership=member, revoked_at__isnull=True).update(revoked_at=now)
     Tenant.objects.filter(schema_name=connection.schema_name).update(
@@ -148,10 +152,21 @@ def member_guard_last_admin(*, member: Membership, new_role: str | None) -> None
     """Refuse (409) to leave the workspace without an active admin."""
     if member.role != Role.ADMIN or new_role == Role.ADMIN:
         return
-    others = (
-        Membership.objects.select_for_update()
-        .filter(role=Role.ADMIN, is_active=True)
-        .exclude(pk=member.pk)
-    )
+    member_admins_lock()
+    others = Membership.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=member.pk)
     if not others.exists():
         raise Conflict("A workspace needs at least one active admin.", code="last_admin")
+
+
+def member_admins_lock() -> None:
+    """Serialize, per tenant and until commit, every change that may remove an admin.
+
+    Two admins demoting or deactivating each other at once would each still see the
+    other as an admin; with this lock the second one waits, then sees the first's
+    change. Take it before locking any membership row (a fixed order: no deadlock).
+    Re-entrant within a transaction.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{connection.schema_name}:admins"]
+        )
