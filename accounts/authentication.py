@@ -38,6 +38,9 @@ def member_for_access_token(token: str) -> Membership:
 
 def member_for_api_token(raw: str) -> Membership:
     prefix, _, _secret = raw[len(API_TOKEN_PREFIX) :].partition("_")
+    if not (0 < len(prefix) <= 16 and prefix.isascii() and prefix.isalnum()):
+        # never query with garbage (a NUL byte would make PostgreSQL fail: 500)
+        raise Unauthorized("Invalid API token.", code="token_invalid")
     token = (
         ApiToken.objects.select_related("membership__user")
         .filter(prefix=prefix, revoked_at__isnull=True)
