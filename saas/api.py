@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
@@ -95,6 +96,15 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(PermissionDenied)
     def on_permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
         return respond(request, 403, error_body(403, str(exc) or "Forbidden."))
+
+    @api.exception_handler(DataError)
+    def on_data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
+        # Input the database cannot store (NUL characters, numbers out of range) that
+        # slipped past schema validation: the caller's fault, not ours.
+        logger.warning("data error on %s %s: %s", request.method, request.path, exc)
+        return respond(
+            request, 400, error_body(400, "The request contains values that cannot be stored.")
+        )
 
     @api.exception_handler(Exception)
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -1,7 +1,7 @@
 """Typed access to environment variables (12-factor settings)."""
 
 import os
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -38,3 +38,21 @@ def celery_broker_url(redis_url: str) -> str:
 def socket_database_url(socket_dir: str, dbname: str = "postgres") -> str:
     """A DATABASE_URL for a PostgreSQL server listening on a unix socket directory."""
     return f"postgres://postgres@{quote(socket_dir, safe='')}/{dbname}"
+
+
+def redis_url_with_db_offset(url: str, offset: int) -> str:
+    """The same Redis server with database number shifted by `offset` (TCP or unix)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == "unix":
+        db = int(query.get("db", ["0"])[0]) + offset
+        query["db"] = [str(db)]
+        path = parts.path
+    else:
+        db = int(parts.path.strip("/") or 0) + offset
+        path = f"/{db}"
+    if not 0 <= db <= 15:
+        raise ValueError(f"Redis database {db} is out of range")
+    if parts.scheme == "unix":
+        return f"unix://{path}?{urlencode(query, doseq=True)}"
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query, doseq=True), ""))

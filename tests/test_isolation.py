@@ -18,9 +18,9 @@ from django_tenants.utils import schema_context
 from accounts.members.models import ApiToken, Group, Invitation, Membership
 from accounts.tokens import secret_hash
 from saas.api import tenant_api
+from tests.conftest import Api, TenantWorld, token_for
 from tickets.models import Project, Ticket, TicketLink
 from tickets.services import ticket_create
-from tests.conftest import Api, TenantWorld, token_for
 
 B_MARKER = "bravo"
 

@@ -144,3 +144,13 @@ def test_openapi_documents_both_apis(anon_a, public_api):
     assert "/api/v1/signup" in public_schema.json()["paths"]
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+def test_values_the_database_cannot_store_answer_400_not_500(admin_a, world_a):
+    # when a NUL character reaches a query the schemas did not guard
+    response = admin_a.get("/api/v1/audit", action="a\x00b")
+    # then
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["message"] == "The request contains values that cannot be stored."
+    )
