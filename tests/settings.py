@@ -21,4 +21,4 @@ os.environ.setdefault("PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5Passwo
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("CONN_MAX_AGE", "0")
 
-from saas.settings import *  # noqa: F403
+from saas.settings import *  # noqa: E402, F403
