@@ -137,9 +137,10 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("/invitations", invitations_router)
     api.add_router("/audit", audit_router)
     api.add_router("", projects_router)
+    # Before the tickets router: `/tickets/bulk` must not be taken for a ticket key.
+    api.add_router("", bulk_router)
     api.add_router("", tickets_router)
     api.add_router("", content_router)
-    api.add_router("", bulk_router)
     return api
 
 
