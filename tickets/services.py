@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.members.models import Membership
@@ -22,7 +23,8 @@ from tickets.access import (
     tickets_visible_to,
 )
 from tickets.history import FieldChange, changes_as_audit, history_record
-from tickets.models import Project, Status, Ticket, TicketLink, Watcher
+from tickets.models import Attachment, Project, Status, Ticket, TicketLink, Watcher
+from tickets.storage import attachment_object_delete, attachment_storage
 
 EDITABLE_FIELDS = (
     "summary",
@@ -502,7 +504,18 @@ def ticket_delete(*, ticket: Ticket, actor: Membership) -> None:
         raise Forbidden(f"Only administrators of {ticket.project.key} can delete tickets.")
     key, pk = ticket.key, ticket.pk
     subtasks = list(Ticket.objects.filter(parent_id=pk).values_list("key", flat=True))
+    stored_files = list(
+        Attachment.objects.filter(Q(ticket_id=pk) | Q(ticket__parent_id=pk)).values_list(
+            "storage_key", flat=True
+        )
+    )
     Ticket.objects.filter(pk=pk).delete()
+    if stored_files:
+        storage = attachment_storage()
+        # Files go only once the rows are gone for good.
+        transaction.on_commit(
+            lambda: [attachment_object_delete(storage=storage, key=k) for k in stored_files]
+        )
     audit_record(
         actor=actor,
         action="ticket.deleted",

@@ -515,3 +515,22 @@ def test_more_than_twenty_files_in_one_request_are_refused(admin_a, make_ticket,
     assert response.status_code == 422
     assert response.json()["error"]["message"] == "At most 20 files per request."
     assert _files_under(local_root.parent) == []
+
+
+def test_deleting_a_ticket_deletes_its_and_its_subtasks_files(
+    admin_a, make_ticket, world_a, local_root, django_capture_on_commit_callbacks
+):
+    # given a ticket and its sub-task, each with a file
+    parent = make_ticket(summary="parent")
+    child = make_ticket(summary="child", type="Sub-task", parent=parent.key)
+    assert _upload(admin_a, parent.key, ("a.txt", REPORT)).status_code == 201
+    assert _upload(admin_a, child.key, ("b.txt", REPORT)).status_code == 201
+    assert len(_files_under(local_root)) == 2
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_a.delete(f"/api/v1/tickets/{parent.key}")
+    # then
+    assert response.status_code == 204
+    assert _files_under(local_root) == []
+    with schema_context(world_a.schema):
+        assert not Attachment.objects.exists()
