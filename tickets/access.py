@@ -10,9 +10,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from accounts.members.models import Membership, Role
 from accounts.policy import ADMIN_PROJECT, READ_TICKETS, WRITE_TICKETS, member_can
 from saas.errors import Forbidden, NotFound
+from saas.refs import db_id_or_none, has_nul
 from tickets.models import Project, ProjectMember, Ticket
-
-MAX_DB_ID = 2**63 - 1
 
 
 def _project_membership(member: Membership) -> QuerySet[ProjectMember]:
@@ -34,18 +33,13 @@ def tickets_visible_to(member: Membership) -> QuerySet[Ticket]:
     return Ticket.objects.filter(project__in=projects_visible_to(member).values("pk"))
 
 
-def _id_or_none(ref: str) -> int | None:
-    if ref.isdigit():
-        value = int(ref)
-        return value if 0 < value <= MAX_DB_ID else -1
-    return None
-
-
 def project_get_for_user(*, member: Membership, ref: str | int) -> Project:
     """A project by id or key (case-insensitive) that the member may see; else 404."""
     ref = str(ref).strip()
     projects = projects_visible_to(member)
-    pk = _id_or_none(ref)
+    if has_nul(ref):
+        projects = projects.none()
+    pk = db_id_or_none(ref)
     project = (
         projects.filter(pk=pk).first()
         if pk is not None
@@ -75,7 +69,9 @@ def ticket_get_for_user(*, member: Membership, ref: str | int, for_update: bool 
     )
     if for_update:
         tickets = tickets.select_for_update(of=("self",))
-    pk = _id_or_none(ref)
+    if has_nul(ref):
+        tickets = tickets.none()
+    pk = db_id_or_none(ref)
     ticket = (
         tickets.filter(pk=pk).first() if pk is not None else tickets.filter(key=ref.upper()).first()
     )

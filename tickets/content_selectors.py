@@ -16,9 +16,9 @@ from django.db.models.functions import JSONObject
 from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import NotFound
+from saas.refs import MAX_DB_ID
 from tenants.models import Tenant
 from tickets.access import tickets_visible_to
-from tickets.fields import MAX_DB_ID
 from tickets.models import Attachment, Comment, Ticket
 
 # What a rendered comment may contain: formatting and links, no images (tracking

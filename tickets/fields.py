@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from accounts.members.models import Membership
 from accounts.models import User
+from saas.refs import MAX_DB_ID, has_nul, is_digits
 from tickets.models import (
     Component,
     CustomField,
@@ -26,7 +27,6 @@ from tickets.models import (
     Version,
 )
 
-MAX_DB_ID = 2**63 - 1
 LABEL_RE = re.compile(r"^\S{1,100}$")
 DURATION_RE = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*$")
 # Jira's time tracking defaults: 1d = 8h, 1w = 5d.
@@ -50,7 +50,9 @@ def _lookup(model: Any, field: str, value: Any, *, label: str, scope: Q | None =
     qs = model.objects.all() if scope is None else model.objects.filter(scope)
     if isinstance(value, bool):
         raise FieldError(field, f"Unknown {label.lower()} {value!r}.")
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, str) and has_nul(value):
+        raise FieldError(field, f"Unknown {label.lower()} {value!r}.")
+    if isinstance(value, int) or (isinstance(value, str) and is_digits(value)):
         found = qs.filter(pk=int(value)).first() if 0 < int(value) <= MAX_DB_ID else None
     elif isinstance(value, str):
         found = qs.filter(name__iexact=value.strip()).first()
@@ -110,7 +112,9 @@ def member_user_resolve(value: Any, *, field: str) -> User | None:
     user = None
     if isinstance(value, int) and not isinstance(value, bool):
         user = users.filter(pk=value).first() if 0 < value <= MAX_DB_ID else None
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and has_nul(value):
+        user = None
+    elif isinstance(value, str) and is_digits(value.strip()):
         user = users.filter(pk=int(value)).first() if int(value) <= MAX_DB_ID else None
     elif isinstance(value, str):
         text = value.strip()
@@ -214,7 +218,9 @@ def ticket_ref_resolve(value: Any, *, field: str, visible: Iterable[Ticket] | An
     if isinstance(value, dict):
         value = value.get("key") or value.get("id")
     ref = str(value).strip()
-    if ref.isdigit():
+    if has_nul(ref):
+        raise FieldError(field, f"Ticket {ref!r} does not exist or you cannot see it.")
+    if is_digits(ref):
         ticket = visible.filter(pk=int(ref)).first() if int(ref) <= MAX_DB_ID else None
     else:
         ticket = visible.filter(key=ref.upper()).first()
@@ -238,7 +244,7 @@ def custom_fields_clean(
     errors: list[FieldError] = []
     for raw_key, value in values.items():
         key = str(raw_key)
-        cf = enabled.get(int(key)) if key.isdigit() else by_name.get(key.lower())
+        cf = enabled.get(int(key)) if is_digits(key) else by_name.get(key.lower())
         if cf is None:
             errors.append(
                 FieldError(

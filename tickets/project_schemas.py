@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from ninja import Field, Schema
 from pydantic import AfterValidator, ConfigDict, StrictInt, StringConstraints
 
-from tickets.access import MAX_DB_ID
+from saas.refs import MAX_DB_ID
 from tickets.schemas import UserRef
 
 

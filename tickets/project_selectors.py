@@ -8,7 +8,8 @@ from django.db.models.functions import Coalesce
 from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import NotFound
-from tickets.access import MAX_DB_ID, projects_visible_to
+from saas.refs import MAX_DB_ID
+from tickets.access import projects_visible_to
 from tickets.models import (
     Component,
     CustomField,

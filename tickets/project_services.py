@@ -23,8 +23,9 @@ from accounts.policy import ADMIN_PROJECT, ADMIN_TENANT, member_require
 from events.audit import audit_record, field_changes
 from events.outbox import outbox_emit
 from saas.errors import Conflict, Invalid, NotFound
+from saas.refs import MAX_DB_ID
 from tickets import fields as f
-from tickets.access import MAX_DB_ID, project_require_admin
+from tickets.access import project_require_admin
 from tickets.models import (
     Attachment,
     Component,

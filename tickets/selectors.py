@@ -6,8 +6,8 @@ from django.db.models import Q, QuerySet
 
 from accounts.members.models import Membership
 from saas.errors import Invalid, NotFound
+from saas.refs import MAX_DB_ID, is_digits
 from tickets.access import tickets_visible_to
-from tickets.fields import MAX_DB_ID
 from tickets.models import Ticket, TicketHistory, TicketLink, Watcher
 
 LIST_RELATED = (
@@ -51,14 +51,14 @@ def _user_filter(value: str, *, member: Membership, field: str) -> Q:
         return Q(**{f"{field}_id": member.user_id})
     if text.lower() in {"unassigned", "none", "empty"}:
         return Q(**{f"{field}__isnull": True})
-    if text.isdigit() and int(text) <= MAX_DB_ID:
+    if is_digits(text) and int(text) <= MAX_DB_ID:
         return Q(**{f"{field}_id": int(text)})
     return Q(**{f"{field}__username__iexact": text}) | Q(**{f"{field}__email__iexact": text})
 
 
 def _ref_filter(value: str, field: str) -> Q:
     text = value.strip()
-    if text.isdigit() and int(text) <= MAX_DB_ID:
+    if is_digits(text) and int(text) <= MAX_DB_ID:
         return Q(**{f"{field}_id": int(text)})
     return Q(**{f"{field}__name__iexact": text})
 

@@ -24,7 +24,6 @@ from tickets.access import (
 )
 from tickets.history import FieldChange, changes_as_audit, history_record
 from tickets.models import Attachment, Project, Status, Ticket, TicketLink, Watcher
-from tickets.storage import attachment_object_delete, attachment_storage
 
 EDITABLE_FIELDS = (
     "summary",
@@ -278,7 +277,10 @@ def _number_allocate(project: Project) -> int:
             "WHERE id = %s RETURNING ticket_counter",
             [project.pk],
         )
-        return int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+    if row is None:  # deleted while this ticket was being written
+        raise NotFound(f"Project {project.key} no longer exists.", code="project_not_found")
+    return int(row[0])
 
 
 def _initial_status() -> Status:
@@ -510,12 +512,6 @@ def ticket_delete(*, ticket: Ticket, actor: Membership) -> None:
         )
     )
     Ticket.objects.filter(pk=pk).delete()
-    if stored_files:
-        storage = attachment_storage()
-        # Files go only once the rows are gone for good.
-        transaction.on_commit(
-            lambda: [attachment_object_delete(storage=storage, key=k) for k in stored_files]
-        )
     audit_record(
         actor=actor,
         action="ticket.deleted",
@@ -523,12 +519,13 @@ def ticket_delete(*, ticket: Ticket, actor: Membership) -> None:
         target_id=key,
         changes={"summary": [ticket.summary, None], "subtasks": [subtasks, None]},
     )
+    # The files go once the rows are gone for good: see tickets.consumers.
     outbox_emit(
         "ticket.deleted",
         aggregate_type="ticket",
         aggregate_id=pk,
         actor=actor,
-        payload={"key": key, "subtasks": subtasks},
+        payload={"key": key, "subtasks": subtasks, "storage_keys": stored_files},
     )
 
 

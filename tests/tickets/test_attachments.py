@@ -534,3 +534,17 @@ def test_deleting_a_ticket_deletes_its_and_its_subtasks_files(
     assert _files_under(local_root) == []
     with schema_context(world_a.schema):
         assert not Attachment.objects.exists()
+
+
+def test_deleting_a_project_deletes_the_files_of_its_tickets(
+    admin_a, make_ticket, world_a, local_root, django_capture_on_commit_callbacks
+):
+    # given
+    ticket = make_ticket(summary="with file")
+    assert _upload(admin_a, ticket.key, ("a.txt", REPORT)).status_code == 201
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_a.delete("/api/v1/projects/CORE", confirm="CORE")
+    # then
+    assert response.status_code == 204
+    assert _files_under(local_root) == []
