@@ -120,6 +120,7 @@ def build_tenant_api() -> NinjaAPI:
     from tickets.api_bulk import router as bulk_router
     from tickets.api_content import router as content_router
     from tickets.api_projects import router as projects_router
+    from tickets.api_workflows import router as workflows_router
 
     api = NinjaAPI(
         title="Ticketing API",
@@ -141,6 +142,7 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("", bulk_router)
     api.add_router("", tickets_router)
     api.add_router("", content_router)
+    api.add_router("", workflows_router)
     return api
 
 

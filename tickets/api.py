@@ -24,8 +24,11 @@ from tickets.schemas import (
     TicketFilters,
     TicketIn,
     TicketOut,
+    TransitionIn,
+    TransitionOut,
     WatcherIn,
 )
+from tickets.workflow_engine import ticket_transition, transitions_available
 
 router = Router(tags=["tickets"])
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
@@ -105,12 +108,36 @@ def ticket_put(request: HttpRequest, ticketId: str, body: TicketIn):
 
 @router.patch("/tickets/{ticketId}/status", response=TicketDetailOut)
 def ticket_patch_status(request: HttpRequest, ticketId: str, body: StatusIn):
-    """Move the ticket to a status (by name or id)."""
+    """Move the ticket to a status (by name or id) when exactly one transition you may
+    take leads there; otherwise 422 listing the allowed transitions."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     ticket = services.ticket_set_status(
         ticket=ticket,
         actor=request.member,
         status_ref=body.status,
+        expected_version=if_match(request),
+    )
+    return _detail_response(request, ticket)
+
+
+@router.get("/tickets/{ticketId}/transitions", response=list[TransitionOut])
+def ticket_transitions(request: HttpRequest, ticketId: str):
+    """The workflow transitions you may take now, with the fields each needs."""
+    ticket = ticket_get_for_user(member=request.member, ref=ticketId)
+    return transitions_available(ticket=ticket, member=request.member)
+
+
+@router.post("/tickets/{ticketId}/transitions", response=TicketDetailOut)
+def ticket_transition_post(request: HttpRequest, ticketId: str, body: TransitionIn):
+    """Take a transition: conditions, the fields sent, validators and post-functions run
+    in one transaction. `If-Match` refuses stale tickets with 412."""
+    ticket = ticket_get_for_user(member=request.member, ref=ticketId)
+    ticket = ticket_transition(
+        ticket=ticket,
+        actor=request.member,
+        transition_id=body.id,
+        fields=body.fields,
+        comment=body.comment,
         expected_version=if_match(request),
     )
     return _detail_response(request, ticket)

@@ -193,3 +193,20 @@ class TicketFilters(Schema):
         "-updated",
         description="key, created, updated, priority, due, status; prefix - for descending.",
     )
+
+
+class TransitionOut(Schema):
+    id: int
+    name: str
+    to: StatusRef
+    fields: list[str] = Field(..., description="Fields (and 'comment') this transition needs.")
+
+
+class TransitionIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(..., ge=1, le=2**31 - 1)
+    fields: dict[str, Any] = Field(
+        default_factory=dict, description="Field changes made with the transition."
+    )
+    comment: str = Field("", max_length=32768)

@@ -23,7 +23,7 @@ from tickets.access import (
     tickets_visible_to,
 )
 from tickets.history import FieldChange, changes_as_audit, history_record
-from tickets.models import Attachment, Project, Status, Ticket, TicketLink, Watcher
+from tickets.models import Attachment, Project, Ticket, TicketLink, Watcher
 
 EDITABLE_FIELDS = (
     "summary",
@@ -283,11 +283,10 @@ def _number_allocate(project: Project) -> int:
     return int(row[0])
 
 
-def _initial_status() -> Status:
-    status = Status.objects.filter(category=Status.Category.TO_DO).order_by("order", "pk").first()
-    if status is None:
-        raise Conflict("This workspace has no initial status configured.")
-    return status
+def initial_status_for(*, project: Project, issue_type: Any) -> Any:
+    from tickets.workflow_engine import initial_status_for as workflow_initial_status
+
+    return workflow_initial_status(project=project, issue_type=issue_type)
 
 
 @transaction.atomic
@@ -299,7 +298,6 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
         project=project,
         creator_id=actor.user_id,
         reporter_id=actor.user_id,
-        status=_initial_status(),
         created_at=now,
         updated_at=now,
     )
@@ -311,6 +309,7 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
     if "assignee" not in data and project.default_assignee_id:
         data["assignee"] = project.default_assignee_id
     plan = _plan(ticket=ticket, project=project, actor=actor, data=data, creating=True)
+    ticket.status = initial_status_for(project=project, issue_type=ticket.issue_type)
     ticket.number = _number_allocate(project)
     ticket.key = f"{project.key}-{ticket.number}"
     ticket.save(force_insert=True)
@@ -351,7 +350,8 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
     return ticket
 
 
-def _lock(ticket: Ticket, expected_version: int | None) -> Ticket:
+def ticket_lock(ticket: Ticket, expected_version: int | None) -> Ticket:
+    """Lock the ticket's row; 412 when the caller saw an older version."""
     locked = (
         Ticket.objects.select_for_update(of=("self",))
         .select_related(
@@ -392,7 +392,7 @@ def ticket_update(
     expected_version: int | None = None,
 ) -> Ticket:
     """Change fields of a ticket; `expected_version` (If-Match) guards lost updates."""
-    ticket = _lock(ticket, expected_version)
+    ticket = ticket_lock(ticket, expected_version)
     project_require_write(member=actor, project=ticket.project)
     plan = _plan(ticket=ticket, project=ticket.project, actor=actor, data=data, creating=False)
     if not plan.changes:
@@ -425,78 +425,15 @@ def ticket_update(
     return ticket
 
 
-@transaction.atomic
 def ticket_set_status(
     *, ticket: Ticket, actor: Membership, status_ref: Any, expected_version: int | None = None
 ) -> Ticket:
-    """Move a ticket to a status. Entering a DONE-category status sets `resolved_at`
-    (and resolution Done when none is set); leaving it clears both."""
-    ticket = _lock(ticket, expected_version)
-    project_require_write(member=actor, project=ticket.project)
-    try:
-        status = f.status_resolve(status_ref)
-    except f.FieldError as exc:
-        raise Invalid(exc.message, details=[exc.as_detail()]) from exc
-    return ticket_status_apply(ticket=ticket, actor=actor, status=status)
+    """Move a ticket to a status through the one workflow transition that leads there."""
+    from tickets.workflow_engine import ticket_move_to_status
 
-
-def ticket_status_apply(
-    *, ticket: Ticket, actor: Membership, status: Status, extra: list[FieldChange] | None = None
-) -> Ticket:
-    """Write a status change on a locked ticket (shared with workflow transitions)."""
-    if status.pk == ticket.status_id:
-        return ticket
-    old = ticket.status
-    now = timezone.now()
-    changes = [FieldChange("status", old.name, status.name, old.pk, status.pk), *(extra or [])]
-    update = {"status"}
-    ticket.status = status
-    done_now, done_before = (
-        status.category == Status.Category.DONE,
-        old.category == Status.Category.DONE,
+    return ticket_move_to_status(
+        ticket=ticket, actor=actor, status_ref=status_ref, expected_version=expected_version
     )
-    if done_now and not done_before:
-        ticket.resolved_at = now
-        update.add("resolved_at")
-        if ticket.resolution_id is None:
-            resolution = f.resolution_resolve("Done")
-            changes.append(
-                FieldChange(
-                    "resolution",
-                    None,
-                    resolution.name if resolution else None,
-                    None,
-                    getattr(resolution, "pk", None),
-                )
-            )
-            ticket.resolution = resolution
-            update.add("resolution")
-    elif done_before and not done_now:
-        ticket.resolved_at = None
-        update.add("resolved_at")
-        if ticket.resolution_id is not None:
-            changes.append(
-                FieldChange("resolution", ticket.resolution.name, None, ticket.resolution_id, None)
-            )
-            ticket.resolution = None
-            update.add("resolution")
-    _save(ticket, update, now)
-    history_record(ticket=ticket, actor=actor, changes=changes, at=now)
-    audit_record(
-        actor=actor,
-        action="ticket.status_changed",
-        target_type="ticket",
-        target_id=ticket.key,
-        changes=changes_as_audit(changes),
-    )
-    outbox_emit(
-        "ticket.transitioned",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
-        payload={"key": ticket.key, "from": old.name, "to": status.name, "version": ticket.version},
-    )
-    return ticket
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@ from tickets.models.catalog import CustomField, IssueType, Priority, Resolution,
 from tickets.models.content import Attachment, Comment
 from tickets.models.projects import Component, Project, ProjectMember, Version
 from tickets.models.tickets import Ticket, TicketHistory, TicketLink, Watcher
+from tickets.models.workflows import Workflow, WorkflowSchemeEntry, WorkflowVersion
 
 __all__ = [
     "Attachment",
@@ -19,4 +20,7 @@ __all__ = [
     "TicketLink",
     "Version",
     "Watcher",
+    "Workflow",
+    "WorkflowSchemeEntry",
+    "WorkflowVersion",
 ]
