@@ -351,23 +351,26 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
 
 
 def ticket_lock(ticket: Ticket, expected_version: int | None) -> Ticket:
-    """Lock the ticket's row; 412 when the caller saw an older version."""
-    locked = (
-        Ticket.objects.select_for_update(of=("self",))
-        .select_related(
-            "project",
-            "issue_type",
-            "status",
-            "priority",
-            "resolution",
-            "assignee",
-            "reporter",
-            "creator",
-            "parent",
-            "epic",
-        )
-        .get(pk=ticket.pk)
-    )
+    """Lock the ticket's row; 412 when the caller saw an older version; 404 when it was
+    deleted meanwhile.
+
+    The lock is taken on the bare row first: locking through joins would let
+    PostgreSQL re-check the joins against the old related rows after a concurrent
+    update (EvalPlanQual) and drop the ticket from the result."""
+    if not Ticket.objects.select_for_update().filter(pk=ticket.pk).exists():
+        raise NotFound(f"Ticket {ticket.key} no longer exists.", code="ticket_not_found")
+    locked = Ticket.objects.select_related(
+        "project",
+        "issue_type",
+        "status",
+        "priority",
+        "resolution",
+        "assignee",
+        "reporter",
+        "creator",
+        "parent",
+        "epic",
+    ).get(pk=ticket.pk)
     if expected_version is not None and locked.version != expected_version:
         raise PreconditionFailed(
             f"{locked.key} was changed by someone else (version {locked.version}, "

@@ -14,8 +14,9 @@ from tenants.models import Tenant
 from tenants.services import tenant_signup
 from tests.conftest import PASSWORD
 from tests.tickets.conftest import in_own_connection
-from tickets.models import Project, Ticket
+from tickets.models import Project, Ticket, TicketHistory
 from tickets.services import ticket_create, ticket_update
+from tickets.workflow_engine import ticket_transition, transitions_available
 
 WORKERS = 8
 
@@ -129,3 +130,46 @@ def test_concurrent_edits_with_the_same_if_match_let_exactly_one_win(race_tenant
             return ticket.summary, ticket.version
 
     assert in_own_connection(stored) == (winners[0], 2)
+
+
+def test_concurrent_transitions_on_one_ticket_let_exactly_one_win(race_tenant):
+    schema, admin_id, project_id = race_tenant
+
+    def seed():
+        with schema_context(schema):
+            actor = Membership.objects.select_related("user").get(user_id=admin_id)
+            ticket = ticket_create(
+                project=Project.objects.get(pk=project_id),
+                actor=actor,
+                data={"summary": "contended"},
+            )
+            ids = {t.name: t.id for t in transitions_available(ticket=ticket, member=actor)}
+            return ticket.pk, ids
+
+    ticket_id, ids = in_own_connection(seed)
+    targets = ["In Progress", "Done"] * (WORKERS // 2)
+
+    def move(i):
+        with schema_context(schema):
+            actor = Membership.objects.select_related("user").get(user_id=admin_id)
+            ticket = Ticket.objects.get(pk=ticket_id)
+            return ticket_transition(
+                ticket=ticket, actor=actor, transition_id=ids[targets[i]], expected_version=1
+            ).status.name
+
+    # when
+    winners, errors = _run_concurrently(move, WORKERS)
+    # then
+    assert len(winners) == 1
+    assert [type(e).__name__ for e in errors] == ["PreconditionFailed"] * (WORKERS - 1), errors
+
+    def stored():
+        with schema_context(schema):
+            ticket = Ticket.objects.select_related("status").get(pk=ticket_id)
+            return (
+                ticket.status.name,
+                ticket.version,
+                TicketHistory.objects.filter(ticket=ticket, field="status").count(),
+            )
+
+    assert in_own_connection(stored) == (winners[0], 2, 2)
