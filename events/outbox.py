@@ -46,12 +46,21 @@ def outbox_emit(
         actor_id=getattr(user, "pk", None),
         payload=payload or {},
     )
-    schema_name = connection.schema_name
+    _dispatch_after_commit(connection.schema_name)
+    return event
+
+
+def _dispatch_after_commit(schema_name: str) -> None:
+    """One dispatch task per tenant and transaction, however many events it wrote.
+    (A callback registered by a rolled-back savepoint is no longer in the list.)"""
+    for _sids, func, _robust in connection.run_on_commit:
+        if getattr(func, "outbox_schema", None) == schema_name:
+            return
 
     def enqueue() -> None:
         from events.tasks import outbox_dispatch
 
         outbox_dispatch.delay(schema_name)
 
+    enqueue.outbox_schema = schema_name  # type: ignore[attr-defined]
     transaction.on_commit(enqueue)
-    return event

@@ -107,3 +107,16 @@ def test_sweep_fans_out_one_dispatch_per_active_tenant(world_a, world_b):
     assert fanned_out >= 2
     with schema_context(world_b.schema):
         assert OutboxEvent.objects.get(pk=pending.pk).dispatched_at is not None
+
+
+def test_one_dispatch_is_scheduled_per_transaction_however_many_events(
+    world_a, django_capture_on_commit_callbacks
+):
+    with schema_context(world_a.schema):
+        # when
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            for n in range(5):
+                outbox_emit("thing.many", aggregate_type="thing", aggregate_id=n)
+        # then
+        assert len(callbacks) == 1
+        assert OutboxEvent.objects.filter(kind="thing.many").count() == 5
