@@ -54,12 +54,15 @@ def _dispatch_after_commit(schema_name: str) -> None:
     """One dispatch task per tenant and transaction, however many events it wrote.
     (A callback registered by a rolled-back savepoint is no longer in the list.)"""
     for _sids, func, _robust in connection.run_on_commit:
-        if getattr(func, "outbox_schema", None) == schema_name:
+        if getattr(func, "outbox_schema", None) == schema_name and not getattr(
+            func, "outbox_sent", False
+        ):
             return
 
     def enqueue() -> None:
         from events.tasks import outbox_dispatch
 
+        enqueue.outbox_sent = True  # type: ignore[attr-defined]
         outbox_dispatch.delay(schema_name)
 
     enqueue.outbox_schema = schema_name  # type: ignore[attr-defined]

@@ -6,25 +6,56 @@ from django.utils import timezone
 
 
 class Ticket(models.Model):
-    project = models.ForeignKey("tickets.Project", on_delete=models.CASCADE, related_name="tickets")
+    # FK columns carry no index of their own: the composite indexes in Meta lead with
+    # the ones worth searching by, and the rest are too unselective to help. Every index
+    # costs on each write (see bench/import.py).
+    project = models.ForeignKey(
+        "tickets.Project", on_delete=models.CASCADE, related_name="tickets", db_index=False
+    )
     number = models.PositiveIntegerField()
-    key = models.CharField(max_length=24, unique=True)
+    key = models.CharField(max_length=24)
     summary = models.CharField(max_length=255)
     description = models.TextField(blank=True)
-    issue_type = models.ForeignKey("tickets.IssueType", on_delete=models.PROTECT, related_name="+")
-    status = models.ForeignKey("tickets.Status", on_delete=models.PROTECT, related_name="+")
-    priority = models.ForeignKey("tickets.Priority", on_delete=models.PROTECT, related_name="+")
+    issue_type = models.ForeignKey(
+        "tickets.IssueType", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    status = models.ForeignKey(
+        "tickets.Status", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    priority = models.ForeignKey(
+        "tickets.Priority", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     resolution = models.ForeignKey(
-        "tickets.Resolution", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "tickets.Resolution",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     reporter = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     creator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     labels = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     components = models.ManyToManyField("tickets.Component", related_name="tickets", blank=True)
@@ -36,10 +67,20 @@ class Ticket(models.Model):
     remaining_estimate = models.PositiveIntegerField(null=True, blank=True)
     time_spent = models.PositiveIntegerField(default=0)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="subtasks"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="subtasks",
+        db_index=False,
     )
     epic = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="epic_children"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="epic_children",
+        db_index=False,
     )
     # {"<custom field id>": value}; validated against the field's type on write.
     custom_fields = models.JSONField(default=dict, blank=True)
@@ -53,7 +94,8 @@ class Ticket(models.Model):
     class Meta:
         ordering = ("project_id", "number")
         constraints = [
-            models.UniqueConstraint(fields=["project", "number"], name="ticket_project_number")
+            models.UniqueConstraint(fields=["project", "number"], name="ticket_project_number"),
+            models.UniqueConstraint(fields=["key"], name="ticket_key_unique"),
         ]
         indexes = [
             models.Index(fields=["project", "status"]),
@@ -106,8 +148,13 @@ class TicketLink(models.Model):
 
 
 class Watcher(models.Model):
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="watchers")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Covered by watcher_unique (ticket, user) and the (user, ticket) index.
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="watchers", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -125,7 +172,10 @@ class TicketHistory(models.Model):
     priority, ...) so history predicates are index lookups on (field, ref, time), and
     `from_value`/`to_value` hold the display strings."""
 
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="history")
+    # Covered by the (ticket, created_at) index.
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="history", db_index=False
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
