@@ -38,7 +38,7 @@ from accounts.mfa import (
     totp_verify_pending,
 )
 from accounts.models import PasswordResetToken, User
-from accounts.services import identity_create, membership_create
+from accounts.services import identity_create, identity_validate, membership_create
 from accounts.tokens import jwt_read, secret_hash, secret_new
 from events.audit import audit_record
 from events.outbox import outbox_emit
@@ -326,6 +326,16 @@ def invitation_accept(
                 username=username.strip(),
                 display_name=display_name.strip() or invitation.display_name,
             )
+        elif not user.has_usable_password() and user.is_active:
+            # A placeholder identity (made by an import): the invitation sets its password.
+            identity_validate(
+                email=email,
+                password=password,
+                username=user.username,
+                display_name=user.display_name,
+            )
+            user.set_password(password)
+            user.save(update_fields=["password"])
         else:
             login_throttle_check(email=email)
             if not user.check_password(password) or not user.is_active:
@@ -334,9 +344,16 @@ def invitation_accept(
                     "An account with this email exists; enter its password to join.",
                     code="invalid_credentials",
                 )
-        member = membership_create(
-            user=user, role=invitation.role, actor=user, groups=invitation.groups.all()
-        )
+        member = Membership.objects.select_related("user").filter(user=user).first()
+        if member is None:
+            member = membership_create(
+                user=user, role=invitation.role, actor=user, groups=invitation.groups.all()
+            )
+        elif not member.is_active:
+            raise Conflict(
+                "This membership was deactivated; ask an admin to reactivate it.",
+                code="member_deactivated",
+            )
         Invitation.objects.filter(pk=invitation.pk).update(accepted_at=now)
         audit_record(
             actor=user,

@@ -262,3 +262,22 @@ def test_existing_identity_with_mfa_must_still_give_a_code(world_a, world_b):
     assert sorted(response.json()) == ["mfa_required", "mfa_token"]
     with schema_context(world_a.schema):
         assert not RefreshToken.objects.exists()
+
+
+def test_a_person_created_by_an_import_sets_their_password_with_the_invitation(anon_a, world_a):
+    # given an imported member: identity without a usable password, membership, invitation
+    user = User.objects.create_user(
+        email="imported@example.com", username="imported", password=None
+    )
+    with schema_context(world_a.schema):
+        Membership.objects.create(user=user, role=Role.USER)
+    invitation = invite(world_a, email="imported@example.com")
+    # when
+    response = anon_a.post(REGISTER, {"token": RAW, "password": NEW_PASSWORD})
+    # then
+    assert response.status_code == 201, response.content
+    assert set(response.json()) >= {"access", "refresh"}
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert len(memberships(world_a, "imported@example.com")) == 1
+    assert invitation_state(world_a, invitation).accepted_at is not None
