@@ -97,6 +97,9 @@ class ProjectIn(Schema):
     type: ProjectType = "software"
     lead: UserRefIn | None = Field(None, description="User id, username or email.")
     is_private: bool = False
+    workflow_template: Literal["basic", "software", "bug_tracking"] = Field(
+        "software", description="The template of the project's default workflow."
+    )
 
 
 class ProjectUpdateIn(Schema):

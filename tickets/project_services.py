@@ -37,6 +37,8 @@ from tickets.models import (
     Version,
 )
 from tickets.project_selectors import project_settings
+from tickets.workflow_definition import DEFAULT_TEMPLATE, TEMPLATES
+from tickets.workflow_engine import project_workflow_ensure
 
 KEY_RE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 KEY_RULE = "A project key is 2-10 characters, letters A-Z and digits, starting with a letter."
@@ -159,9 +161,11 @@ def project_create(
     type: str = Project.Type.SOFTWARE,
     lead: Any = None,
     is_private: bool = False,
+    workflow_template: str = DEFAULT_TEMPLATE,
 ) -> Project:
     """Create a project (tenant admins and project leads). The creator and the lead
-    become its administrators; every issue type of the workspace is enabled."""
+    become its administrators; every issue type of the workspace is enabled; its default
+    workflow is made from `workflow_template`."""
     member_require(actor, ADMIN_PROJECT)
     errors = _Errors()
     clean_key = errors.attempt(project_key_clean, key)
@@ -171,6 +175,8 @@ def project_create(
     lead_user = errors.attempt(
         _active_member, actor.user_id if lead is None else lead, field="lead"
     )
+    if workflow_template not in TEMPLATES:
+        errors.add("workflow_template", f"Workflow templates are {', '.join(TEMPLATES)}.")
     errors.raise_if_any("The project has invalid fields.")
     try:
         with transaction.atomic():
@@ -194,6 +200,7 @@ def project_create(
         for user_id in sorted({actor.user_id, lead_user.pk})
     )
     project.issue_types.add(*IssueType.objects.values_list("pk", flat=True))
+    project_workflow_ensure(project=project, template=workflow_template, actor=actor)
     _record(
         "project.created",
         actor=actor,
