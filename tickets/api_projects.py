@@ -100,6 +100,7 @@ def project_post(request: HttpRequest, body: ProjectIn):
             type=body.type,
             lead=body.lead,
             is_private=body.is_private,
+            workflow_template=body.workflow_template,
         )
         return selectors.project_detail(project=project)
 

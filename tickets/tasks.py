@@ -7,6 +7,9 @@ resumes from its stored cursor, an import that already finished is not run again
 from celery import shared_task
 from django_tenants.utils import schema_context
 
+# Celery's autodiscovery imports `tasks` modules only: register the workflow job too.
+from tickets.workflow_tasks import workflow_migration_job_run  # noqa: F401
+
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def bulk_job_run(schema_name: str, job_id: str) -> str | None:

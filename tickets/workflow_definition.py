@@ -26,7 +26,7 @@ from typing import Any
 
 from accounts.members.models import Role
 from accounts.policy import ALL_PERMISSIONS
-from tickets.models import CustomField, ProjectMember, Status
+from tickets.models import CustomField, ProjectMember, Resolution, Status
 
 CONDITIONS = {"role", "group", "project_role", "assignee", "reporter", "permission"}
 VALIDATORS = {"required_fields", "field_matches", "comment_required", "subtasks_done"}
@@ -256,7 +256,7 @@ def definition_compile(raw: Any, *, group_names: set[str] | None = None) -> dict
     if len({t["id"] for t in compiled_transitions}) != len(compiled_transitions):
         problem("transitions", "Transition ids must be unique.")
 
-    if not problems and initial:
+    if initial.lower() in names:
         reachable = _reachable(initial.lower(), edges, set(names))
         for key, entry in names.items():
             if key not in reachable:
@@ -314,6 +314,17 @@ def _reachable(
     return seen & everything
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: Any) -> list[str] | None:
+    """A list of strings, or None for anything else."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
 def _check_rules(
     t: dict[str, Any],
     where: str,
@@ -322,55 +333,64 @@ def _check_rules(
     group_names: set[str] | None,
     custom_names: set[str],
 ) -> None:
+    """Rules arrive as JSON from a client: every value is type-checked before use."""
+
     def known_field(name: Any) -> bool:
         return isinstance(name, str) and (name in SYSTEM_FIELDS or name.lower() in custom_names)
 
+    def kind_of(rule: Any) -> str | None:
+        return _text(rule.get("type")) if isinstance(rule, dict) else None
+
     for j, rule in enumerate(_as_list(t.get("conditions"))):
-        kind = rule.get("type") if isinstance(rule, dict) else None
+        kind = kind_of(rule)
         at = f"{where}.conditions.{j}"
         if kind not in CONDITIONS:
             problem(at, f"Unknown condition {kind!r}.")
-        elif kind == "role" and not set(_as_list(rule.get("roles"))) <= set(Role.values):
-            problem(at, f"Roles must be among {', '.join(Role.values)}.")
-        elif kind == "project_role" and not set(_as_list(rule.get("roles"))) <= set(
-            ProjectMember.Role.values
-        ):
-            problem(at, f"Project roles must be among {', '.join(ProjectMember.Role.values)}.")
-        elif kind == "group" and group_names is not None:
-            unknown = [g for g in _as_list(rule.get("groups")) if str(g).lower() not in group_names]
-            if unknown or not rule.get("groups"):
-                problem(at, f"Unknown groups: {', '.join(map(str, unknown)) or 'none given'}.")
-        elif kind == "permission" and rule.get("permission") not in ALL_PERMISSIONS:
+        elif kind in ("role", "project_role"):
+            allowed = Role.values if kind == "role" else ProjectMember.Role.values
+            roles = _texts(rule.get("roles"))
+            if not roles or not set(roles) <= set(allowed):
+                problem(at, f"Roles must be a list among {', '.join(allowed)}.")
+        elif kind == "group":
+            groups = _texts(rule.get("groups"))
+            unknown = [
+                g for g in groups or [] if group_names is not None and g.lower() not in group_names
+            ]
+            if not groups or unknown:
+                problem(at, f"Unknown groups: {', '.join(unknown) or 'none given'}.")
+        elif kind == "permission" and _text(rule.get("permission")) not in ALL_PERMISSIONS:
             problem(at, f"Unknown permission {rule.get('permission')!r}.")
     for j, rule in enumerate(_as_list(t.get("validators"))):
-        kind = rule.get("type") if isinstance(rule, dict) else None
+        kind = kind_of(rule)
         at = f"{where}.validators.{j}"
         if kind not in VALIDATORS:
             problem(at, f"Unknown validator {kind!r}.")
         elif kind == "required_fields":
             fields = _as_list(rule.get("fields"))
-            unknown = [f for f in fields if not known_field(f)]
+            unknown = [str(f) for f in fields if not known_field(f)]
             if not fields or unknown:
                 problem(
                     at,
-                    f"Validator on fields that do not exist: "
-                    f"{', '.join(map(str, unknown)) or 'none given'}.",
+                    f"Validator on fields that do not exist: {', '.join(unknown) or 'none given'}.",
                 )
         elif kind == "field_matches" and not known_field(rule.get("field")):
             problem(at, f"Validator on a field that does not exist: {rule.get('field')!r}.")
+    resolutions = {n.lower() for n in Resolution.objects.values_list("name", flat=True)}
     for j, rule in enumerate(_as_list(t.get("post_functions"))):
-        kind = rule.get("type") if isinstance(rule, dict) else None
+        kind = kind_of(rule)
         at = f"{where}.post_functions.{j}"
         if kind not in POST_FUNCTIONS:
             problem(at, f"Unknown post-function {kind!r}.")
-        elif kind == "assign" and rule.get("to") not in ASSIGN_TARGETS:
+        elif kind == "assign" and _text(rule.get("to")) not in ASSIGN_TARGETS:
             problem(at, f"`to` must be one of {', '.join(sorted(ASSIGN_TARGETS))}.")
         elif kind == "set_field" and not known_field(rule.get("field")):
             problem(at, f"Post-function on a field that does not exist: {rule.get('field')!r}.")
-        elif kind == "add_comment" and not str(rule.get("body", "")).strip():
+        elif kind == "add_comment" and not (_text(rule.get("body")) or "").strip():
             problem(at, "add_comment needs a body.")
-        elif kind == "set_resolution" and not rule.get("value"):
-            problem(at, "set_resolution needs a value.")
+        elif (
+            kind == "set_resolution" and (_text(rule.get("value")) or "").lower() not in resolutions
+        ):
+            problem(at, f"Unknown resolution {rule.get('value')!r}.")
 
 
 def definition_for_output(stored: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ transaction with history, audit and an outbox event.
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.members.models import Group, Membership
@@ -331,6 +331,13 @@ def ticket_transition(
 
     ticket = _lock(ticket, expected_version)
     project_require_write(member=actor, project=ticket.project)
+    # Workflow changes lock the project row FOR UPDATE; KEY SHARE makes them wait for
+    # transitions in flight (and vice versa) without blocking ticket creation.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Project._meta.db_table} WHERE id = %s FOR KEY SHARE",  # noqa: S608
+            [ticket.project_id],
+        )
     version, raw_transitions = _all_transitions(ticket)
     raw = next((t for t in raw_transitions if t["id"] == transition_id), None)
     if raw is None:

@@ -436,3 +436,57 @@ def test_invalid_definitions_list_every_problem(world_a):
             "message": "Validator on fields that do not exist: colour.",
         },
     ]
+
+
+@pytest.mark.parametrize(
+    ("rule_kind", "rule", "message"),
+    [
+        ("conditions", {"type": ["role"]}, "Unknown condition None."),
+        (
+            "conditions",
+            {"type": "role", "roles": [{"x": 1}]},
+            "Roles must be a list among ADMIN, PROJECT_LEAD, USER.",
+        ),
+        (
+            "conditions",
+            {"type": "permission", "permission": ["admin:tenant"]},
+            "Unknown permission ['admin:tenant'].",
+        ),
+        (
+            "post_functions",
+            {"type": "assign", "to": ["reporter"]},
+            "`to` must be one of current_user, reporter, unassigned.",
+        ),
+        (
+            "post_functions",
+            {"type": "set_resolution", "value": "Fixed-ish"},
+            "Unknown resolution 'Fixed-ish'.",
+        ),
+    ],
+)
+def test_malformed_rules_are_problems_not_crashes(world_a, rule_kind, rule, message):
+    definition = _flow({"name": "Go", "from": ["To Do"], "to": "Done", rule_kind: [rule]})
+    with schema_context(world_a.schema), pytest.raises(DefinitionProblems) as caught:
+        definition_compile(definition)
+    assert caught.value.problems == [{"field": f"transitions.1.{rule_kind}.0", "message": message}]
+
+
+def test_unreachable_statuses_are_listed_with_the_other_problems(world_a):
+    with schema_context(world_a.schema), pytest.raises(DefinitionProblems) as caught:
+        definition_compile(
+            {
+                "statuses": [
+                    {"name": "To Do", "category": "TO_DO"},
+                    {"name": "Island", "category": "DONE"},
+                ],
+                "initial": "To Do",
+                "transitions": [{"name": "Nowhere", "from": ["To Do"], "to": "Atlantis"}],
+            }
+        )
+    assert caught.value.problems == [
+        {
+            "field": "transitions.0.to",
+            "message": "Transition 'Nowhere' goes to unknown status 'Atlantis'.",
+        },
+        {"field": "statuses", "message": "Status 'Island' cannot be reached from 'To Do'."},
+    ]
