@@ -67,6 +67,56 @@ def _b_link(world: TenantWorld) -> int:
     return TicketLink.objects.create(source=source, target=target, type="blocks").pk
 
 
+def _b_comment(world: TenantWorld) -> int:
+    ticket = _b_ticket(world, "bravo commented")
+    return ticket.comments.create(author=world.admin, body="bravo secret comment").pk
+
+
+def _b_attachment(world: TenantWorld) -> int:
+    # a row is enough: the sweep only checks that A cannot reach it
+    ticket = _b_ticket(world, "bravo attached")
+    return ticket.attachments.create(
+        filename="bravo.txt",
+        original_filename="bravo.txt",
+        content_type="text/plain",
+        size=5,
+        checksum_sha256="0" * 64,
+        storage_key=f"tenants/{world.schema}/attachments/bravo/bravo.txt",
+        uploader=world.admin,
+    ).pk
+
+
+def _b_custom_field(world: TenantWorld) -> int:
+    from tickets.models import CustomField
+
+    field = CustomField.objects.create(name="bravo severity", type="select", options=["bravo"])
+    Project.objects.get(pk=_b_project(world)).custom_fields.add(field)
+    return field.pk
+
+
+def _b_job(world: TenantWorld) -> str:
+    from events.models import Job
+
+    job = Job.objects.create(
+        kind="bulk", created_by_id=world.admin.pk, params={"note": "bravo"}, total=1
+    )
+    return str(job.pk)
+
+
+def _b_workflow(world: TenantWorld) -> int:
+    from tickets.models import Workflow
+    from tickets.workflow_definition import template_definition
+    from tickets.workflow_engine import workflow_create
+
+    project = Project.objects.get(pk=_b_project(world))
+    workflow = Workflow.objects.filter(project=project, name="bravo workflow").first()
+    if workflow is None:
+        workflow = workflow_create(
+            project=project, name="bravo workflow", definition=template_definition("basic")
+        )
+    return workflow.pk
+
+
 # One existing object of tenant B per path parameter name (created in B's schema).
 B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "projectId": _b_project,
@@ -76,6 +126,11 @@ B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "groupId": _b_group,
     "invitationId": _b_invitation,
     "tokenId": _b_api_token,
+    "jobId": _b_job,
+    "commentId": _b_comment,
+    "attachmentId": _b_attachment,
+    "fieldId": _b_custom_field,
+    "workflowId": _b_workflow,
 }
 
 # Operations that need no credentials, and why that is safe.
