@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class SearchConfig(AppConfig):
+    """Tenant schema: JQL parsing and compiling, search backends, saved filters."""
+
+    name = "search"
+    verbose_name = "Search"
