@@ -46,7 +46,13 @@ from accounts.auth_services import (
     session_mfa_enrol_complete,
 )
 from accounts.auth_tokens import refresh_token_rotate
-from accounts.authentication import API_TOKEN_PREFIX, BearerAuth, SessionAuth, member_admit
+from accounts.authentication import (
+    API_TOKEN_PREFIX,
+    AuthedRequest,
+    BearerAuth,
+    SessionAuth,
+    member_admit,
+)
 from accounts.members.models import Membership
 from accounts.mfa import (
     MFA_ENROLL_TOKEN,
@@ -84,21 +90,21 @@ class EnrolmentOrMemberBearer(HttpBearer):
 enrolment_auth = [EnrolmentOrMemberBearer(), SessionAuth()]
 
 
-def _member(request: HttpRequest) -> Membership:
+def _member(request: AuthedRequest) -> Membership:
     return request.member  # type: ignore[attr-defined]
 
 
-def _user_agent(request: HttpRequest) -> str:
+def _user_agent(request: AuthedRequest) -> str:
     return request.headers.get("User-Agent", "")
 
 
-def _bearer_token(request: HttpRequest) -> str | None:
+def _bearer_token(request: AuthedRequest) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _refuse_api_token(request: HttpRequest) -> None:
+def _refuse_api_token(request: AuthedRequest) -> None:
     # A leaked API token must not be able to mint more credentials or touch the second
     # factor: these take a signed-in session.
     token = _bearer_token(request)
@@ -110,7 +116,7 @@ def _refuse_api_token(request: HttpRequest) -> None:
 
 
 @router.post("/login", response={200: LoginOut, **errors(401, 422, 429)}, auth=None)
-def login(request: HttpRequest, body: LoginIn) -> Any:
+def login(request: AuthedRequest, body: LoginIn) -> Any:
     """Sign in with email and password. Answers the token pair; or, when the person has
     MFA on, `{"mfa_required": true, "mfa_token"}` to finish with `POST /auth/mfa`; or, when
     this workspace requires MFA they have not set up, `{"mfa_enrollment_required": true,
@@ -126,7 +132,7 @@ def login(request: HttpRequest, body: LoginIn) -> Any:
 
 
 @router.post("/mfa", response={200: TokenPairOut, **errors(401, 422, 429)}, auth=None)
-def login_mfa(request: HttpRequest, body: MfaLoginIn) -> Any:
+def login_mfa(request: AuthedRequest, body: MfaLoginIn) -> Any:
     """Finish a login with the `mfa_token` it answered and a code from the authenticator
     (each code works once) or a backup code (each works once)."""
     pair = session_mfa_complete(
@@ -136,14 +142,14 @@ def login_mfa(request: HttpRequest, body: MfaLoginIn) -> Any:
 
 
 @router.post("/refresh", response={200: TokenPairOut, **errors(401, 422)}, auth=None)
-def refresh(request: HttpRequest, body: RefreshIn) -> Any:
+def refresh(request: AuthedRequest, body: RefreshIn) -> Any:
     """Trade a refresh token for a new pair; the old refresh token is spent. Presenting a
     spent one again answers 401 `token_reused` and ends that login for every holder."""
     return refresh_token_rotate(raw=body.refresh, user_agent=_user_agent(request)).as_response()
 
 
 @router.post("/logout", response={204: None, **errors(401, 422)})
-def logout(request: HttpRequest, body: LogoutIn | None = None) -> Any:
+def logout(request: AuthedRequest, body: LogoutIn | None = None) -> Any:
     """End this login: the access token presented stops working at once, and the given
     refresh token's login (its whole rotation family) is revoked."""
     token = _bearer_token(request)
@@ -158,7 +164,7 @@ def logout(request: HttpRequest, body: LogoutIn | None = None) -> Any:
 
 
 @router.post("/logout-all", response={204: None, **errors(401)})
-def logout_all(request: HttpRequest) -> Any:
+def logout_all(request: AuthedRequest) -> Any:
     """End every login of yours in this workspace: all access and refresh tokens stop
     working. Personal API tokens are not affected."""
     session_logout_all(member=_member(request))
@@ -168,7 +174,7 @@ def logout_all(request: HttpRequest) -> Any:
 
 
 @router.get("/me", response={200: MeOut, **errors(401)})
-def me(request: HttpRequest) -> Any:
+def me(request: AuthedRequest) -> Any:
     """You: identity, role and groups in this workspace, and whether MFA is on."""
     return member_profile(member=_member(request), tenant=request.tenant)  # type: ignore[attr-defined]
 
@@ -177,7 +183,7 @@ def me(request: HttpRequest) -> Any:
 
 
 @router.get("/mfa", response={200: MfaStatusOut, **errors(401)})
-def mfa_status(request: HttpRequest) -> Any:
+def mfa_status(request: AuthedRequest) -> Any:
     """Whether MFA is on, being set up, or required of you here; backup codes left."""
     return mfa_status_of(member=_member(request), tenant=request.tenant)  # type: ignore[attr-defined]
 
@@ -185,7 +191,7 @@ def mfa_status(request: HttpRequest) -> Any:
 @router.post(
     "/mfa/totp", response={200: TotpSetupOut, **errors(401, 403, 409)}, auth=enrolment_auth
 )
-def mfa_totp_begin(request: HttpRequest) -> Any:
+def mfa_totp_begin(request: AuthedRequest) -> Any:
     """Start setting up an authenticator app: answers its secret and `otpauth://` URI.
     Starting again replaces an authenticator not yet confirmed. Accepts an access token or
     the enrolment token of a login."""
@@ -199,7 +205,7 @@ def mfa_totp_begin(request: HttpRequest) -> Any:
     auth=enrolment_auth,
     exclude_none=True,
 )
-def mfa_totp_confirm(request: HttpRequest, body: MfaCodeIn) -> Any:
+def mfa_totp_confirm(request: AuthedRequest, body: MfaCodeIn) -> Any:
     """Confirm the authenticator with a code from it: MFA is on. Answers the backup codes,
     shown this once. With the enrolment token of a login, also the token pair."""
     _refuse_api_token(request)
@@ -214,7 +220,7 @@ def mfa_totp_confirm(request: HttpRequest, body: MfaCodeIn) -> Any:
 
 
 @router.post("/mfa/backup-codes", response={200: BackupCodesOut, **errors(401, 403, 409, 422, 429)})
-def mfa_backup_codes(request: HttpRequest, body: MfaCodeIn) -> Any:
+def mfa_backup_codes(request: AuthedRequest, body: MfaCodeIn) -> Any:
     """Replace all backup codes with new ones (shown this once); needs a fresh code from
     the authenticator app."""
     _refuse_api_token(request)
@@ -222,7 +228,7 @@ def mfa_backup_codes(request: HttpRequest, body: MfaCodeIn) -> Any:
 
 
 @router.delete("/mfa", response={204: None, **errors(401, 403, 409, 422, 429)})
-def mfa_turn_off(request: HttpRequest, body: MfaCodeIn) -> Any:
+def mfa_turn_off(request: AuthedRequest, body: MfaCodeIn) -> Any:
     """Turn MFA off with a fresh code (authenticator or backup code). Refused (403) when
     this workspace requires MFA of you."""
     _refuse_api_token(request)
@@ -236,7 +242,7 @@ def mfa_turn_off(request: HttpRequest, body: MfaCodeIn) -> Any:
 @router.post(
     "/register", response={201: LoginOut, **errors(400, 401, 404, 409, 422, 429)}, auth=None
 )
-def register(request: HttpRequest, body: RegisterIn) -> Any:
+def register(request: AuthedRequest, body: RegisterIn) -> Any:
     """Accept an invitation. New to the platform: choose a password (and optionally a
     username and display name). Already have an account in another workspace: give its
     password (it is not changed). Answers like a login: the token pair, or the MFA step."""
@@ -252,7 +258,7 @@ def register(request: HttpRequest, body: RegisterIn) -> Any:
 
 
 @router.post("/forgot-password", response={202: AcceptedOut, **errors(422, 429)}, auth=None)
-def forgot_password(request: HttpRequest, body: ForgotPasswordIn) -> Any:
+def forgot_password(request: AuthedRequest, body: ForgotPasswordIn) -> Any:
     """Ask for a password reset link by email. Always answers the same, whether or not the
     email belongs to a member."""
     password_reset_request(email=body.email, tenant=request.tenant)  # type: ignore[attr-defined]
@@ -260,7 +266,7 @@ def forgot_password(request: HttpRequest, body: ForgotPasswordIn) -> Any:
 
 
 @router.post("/reset-password", response={204: None, **errors(400, 422)}, auth=None)
-def reset_password(request: HttpRequest, body: ResetPasswordIn) -> Any:
+def reset_password(request: AuthedRequest, body: ResetPasswordIn) -> Any:
     """Choose a new password with the token from a reset link of this workspace (single
     use, expiring). Ends every login of yours here."""
     password_reset_complete(raw_token=body.token, password=body.password)
@@ -272,13 +278,13 @@ def reset_password(request: HttpRequest, body: ResetPasswordIn) -> Any:
 
 @router.get("/tokens", response=list[ApiTokenOut])
 @paginate(Page)
-def tokens_list(request: HttpRequest) -> Any:
+def tokens_list(request: AuthedRequest) -> Any:
     """Your personal API tokens, newest first. Secrets are never shown again."""
     return api_tokens_of(member=_member(request))
 
 
 @router.post("/tokens", response={201: ApiTokenCreatedOut, **errors(401, 403, 422)})
-def tokens_create(request: HttpRequest, body: ApiTokenIn) -> Any:
+def tokens_create(request: AuthedRequest, body: ApiTokenIn) -> Any:
     """Create a personal API token for `Authorization: Bearer tkt_...`. The token is in
     this answer only: store it now."""
     _refuse_api_token(request)
@@ -289,7 +295,7 @@ def tokens_create(request: HttpRequest, body: ApiTokenIn) -> Any:
 
 
 @router.delete("/tokens/{tokenId}", response={204: None, **errors(401, 404)})
-def tokens_revoke(request: HttpRequest, tokenId: int = Path(..., ge=1, le=2**63 - 1)) -> Any:
+def tokens_revoke(request: AuthedRequest, tokenId: int = Path(..., ge=1, le=2**63 - 1)) -> Any:
     """Revoke one of your personal API tokens; it stops working at once."""
     api_token_revoke(member=_member(request), token_id=tokenId)
     return Status(204, None)

@@ -8,10 +8,11 @@ members of this workspace answer 404.
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from accounts.members.models import Membership
 from accounts.policy import ADMIN_USERS, READ_USERS, member_require
 from accounts.selectors import (
@@ -61,12 +62,12 @@ groups_router = Router(tags=["groups"])
 invitations_router = Router(tags=["invitations"])
 
 
-def _caller(request: HttpRequest) -> Membership:
+def _caller(request: AuthedRequest) -> Membership:
     return request.member  # type: ignore[attr-defined]
 
 
 def _idempotent(
-    request: HttpRequest, status: int, schema: type[Schema], write: Callable[[], Any]
+    request: AuthedRequest, status: int, schema: type[Schema], write: Callable[[], Any]
 ) -> HttpResponse:
     """Run a non-idempotent write once per `Idempotency-Key`; a retry replays the answer."""
 
@@ -81,7 +82,7 @@ def _idempotent(
 
 @users_router.get("", response=list[MemberOut])
 @paginate(Page)
-def users_list(request: HttpRequest, filters: Query[MemberFilters]):
+def users_list(request: AuthedRequest, filters: Query[MemberFilters]):
     """The workspace's members (active and deactivated unless `active` is given), sorted
     by display name. Filter by `q` (username, email or display name, case-insensitive),
     `role`, `active` and `group` (id or name)."""
@@ -90,7 +91,7 @@ def users_list(request: HttpRequest, filters: Query[MemberFilters]):
 
 
 @users_router.post("", response={201: MemberOut, **errors(403, 409, 422)})
-def users_create(request: HttpRequest, body: MemberCreateIn):
+def users_create(request: AuthedRequest, body: MemberCreateIn):
     """Create an account for a new person and make them a member (admins).
 
     A person who already has an account (in another workspace) answers 409
@@ -115,7 +116,7 @@ def users_create(request: HttpRequest, body: MemberCreateIn):
 
 
 @users_router.get("/{userId}", response={200: MemberOut, **errors(404)})
-def users_get(request: HttpRequest, userId: int):
+def users_get(request: AuthedRequest, userId: int):
     """One member of the workspace, by identity id."""
     actor = _caller(request)
     member_require(actor, READ_USERS)
@@ -123,7 +124,7 @@ def users_get(request: HttpRequest, userId: int):
 
 
 @users_router.put("/{userId}", response={200: MemberOut, **errors(403, 404, 409, 422)})
-def users_update(request: HttpRequest, userId: int, body: MemberUpdateIn):
+def users_update(request: AuthedRequest, userId: int, body: MemberUpdateIn):
     """Change a member. Admins change `role`, `groups` (ids or names, replacing the set)
     and `is_active` (false deactivates, true reactivates); everyone changes only their
     own `display_name`. Omitted fields stay as they are. A role change signs the member
@@ -144,7 +145,7 @@ def users_update(request: HttpRequest, userId: int, body: MemberUpdateIn):
 
 
 @users_router.delete("/{userId}", response={204: None, **errors(403, 404, 409)})
-def users_deactivate(request: HttpRequest, userId: int):
+def users_deactivate(request: AuthedRequest, userId: int):
     """Deactivate a member (admins). Nothing is deleted; their sessions and tokens stop
     working at once, and they can be reactivated with `PUT {"is_active": true}`."""
     actor = _caller(request)
@@ -156,7 +157,7 @@ def users_deactivate(request: HttpRequest, userId: int):
 
 @users_router.get("/{userId}/groups", response=list[GroupRefOut])
 @paginate(Page)
-def users_groups(request: HttpRequest, userId: int):
+def users_groups(request: AuthedRequest, userId: int):
     """The groups a member belongs to, by name."""
     actor = _caller(request)
     member_require(actor, READ_USERS)
@@ -168,14 +169,14 @@ def users_groups(request: HttpRequest, userId: int):
 
 @groups_router.get("", response=list[GroupOut])
 @paginate(Page)
-def groups_index(request: HttpRequest, filters: Query[GroupFilters]):
+def groups_index(request: AuthedRequest, filters: Query[GroupFilters]):
     """The workspace's groups with their member counts, by name; `q` filters by name."""
     member_require(_caller(request), READ_USERS)
     return groups_list(q=filters.q)
 
 
 @groups_router.post("", response={201: GroupDetailOut, **errors(403, 409, 422)})
-def groups_create(request: HttpRequest, body: GroupIn):
+def groups_create(request: AuthedRequest, body: GroupIn):
     """Create a group (admins). Names are unique regardless of case (409
     `group_name_taken`); `members` are identity ids of members of this workspace.
     Send `Idempotency-Key` to make retries safe."""
@@ -192,7 +193,7 @@ def groups_create(request: HttpRequest, body: GroupIn):
 
 
 @groups_router.get("/{groupId}", response={200: GroupDetailOut, **errors(404)})
-def groups_get(request: HttpRequest, groupId: int):
+def groups_get(request: AuthedRequest, groupId: int):
     """One group with its members."""
     actor = _caller(request)
     member_require(actor, READ_USERS)
@@ -200,7 +201,7 @@ def groups_get(request: HttpRequest, groupId: int):
 
 
 @groups_router.put("/{groupId}", response={200: GroupDetailOut, **errors(403, 404, 409, 422)})
-def groups_update(request: HttpRequest, groupId: int, body: GroupUpdateIn):
+def groups_update(request: AuthedRequest, groupId: int, body: GroupUpdateIn):
     """Rename a group or change its description (admins); omitted fields stay."""
     actor = _caller(request)
     member_require(actor, ADMIN_USERS)
@@ -210,7 +211,7 @@ def groups_update(request: HttpRequest, groupId: int, body: GroupUpdateIn):
 
 
 @groups_router.delete("/{groupId}", response={204: None, **errors(403, 404)})
-def groups_delete(request: HttpRequest, groupId: int):
+def groups_delete(request: AuthedRequest, groupId: int):
     """Delete a group (admins); its members stay in the workspace."""
     actor = _caller(request)
     member_require(actor, ADMIN_USERS)
@@ -219,7 +220,7 @@ def groups_delete(request: HttpRequest, groupId: int):
 
 
 @groups_router.post("/{groupId}/members", response={200: GroupDetailOut, **errors(403, 404, 422)})
-def groups_members_add(request: HttpRequest, groupId: int, body: GroupMembersIn):
+def groups_members_add(request: AuthedRequest, groupId: int, body: GroupMembersIn):
     """Add members to a group (admins). If any id is not a member of this workspace the
     answer is 422 listing them, and nobody is added."""
     actor = _caller(request)
@@ -230,7 +231,7 @@ def groups_members_add(request: HttpRequest, groupId: int, body: GroupMembersIn)
 
 
 @groups_router.delete("/{groupId}/members/{userId}", response={204: None, **errors(403, 404)})
-def groups_members_remove(request: HttpRequest, groupId: int, userId: int):
+def groups_members_remove(request: AuthedRequest, groupId: int, userId: int):
     """Take a member out of a group (admins); 204 also if they were not in it."""
     actor = _caller(request)
     member_require(actor, ADMIN_USERS)
@@ -245,7 +246,7 @@ def groups_members_remove(request: HttpRequest, groupId: int, userId: int):
 
 @invitations_router.get("", response=list[InvitationOut])
 @paginate(Page)
-def invitations_index(request: HttpRequest, filters: Query[InvitationFilters]):
+def invitations_index(request: AuthedRequest, filters: Query[InvitationFilters]):
     """Invitations, newest first (admins); filter by `status` (pending, accepted,
     revoked, expired) or part of the email (`q`)."""
     member_require(_caller(request), ADMIN_USERS)
@@ -253,7 +254,7 @@ def invitations_index(request: HttpRequest, filters: Query[InvitationFilters]):
 
 
 @invitations_router.post("", response={201: InvitationOut, **errors(403, 409, 422)})
-def invitations_create(request: HttpRequest, body: InvitationIn):
+def invitations_create(request: AuthedRequest, body: InvitationIn):
     """Invite a person by email (admins). They receive a link to
     `<workspace>/accept-invite?token=...`, valid for INVITATION_TTL. 409 if they are
     already a member or an invitation for the email is open (`invitation_open`:
@@ -275,7 +276,7 @@ def invitations_create(request: HttpRequest, body: InvitationIn):
 
 
 @invitations_router.get("/{invitationId}", response={200: InvitationOut, **errors(403, 404)})
-def invitations_get(request: HttpRequest, invitationId: int):
+def invitations_get(request: AuthedRequest, invitationId: int):
     """One invitation with its status (admins)."""
     actor = _caller(request)
     member_require(actor, ADMIN_USERS)
@@ -285,7 +286,7 @@ def invitations_get(request: HttpRequest, invitationId: int):
 @invitations_router.post(
     "/{invitationId}/resend", response={200: InvitationOut, **errors(403, 404, 409)}
 )
-def invitations_resend(request: HttpRequest, invitationId: int):
+def invitations_resend(request: AuthedRequest, invitationId: int):
     """Email a pending or expired invitation again (admins): a new link replaces the old
     one and the expiry starts over. 409 if it was accepted or revoked. Send
     `Idempotency-Key` so that a retry does not send a second email."""
@@ -301,7 +302,7 @@ def invitations_resend(request: HttpRequest, invitationId: int):
 
 
 @invitations_router.delete("/{invitationId}", response={204: None, **errors(403, 404, 409)})
-def invitations_revoke(request: HttpRequest, invitationId: int):
+def invitations_revoke(request: AuthedRequest, invitationId: int):
     """Revoke an invitation (admins): its link stops working. 409 if already accepted."""
     actor = _caller(request)
     member_require(actor, ADMIN_USERS)

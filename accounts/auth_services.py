@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -46,6 +46,7 @@ from saas.context import request_context
 from saas.errors import BadRequest, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit
 from saas.redis import redis_client
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 
 logger = logging.getLogger("accounts.auth")
@@ -79,7 +80,7 @@ def _login_failure_keys(*, email: str) -> list[tuple[str, int]]:
     return [
         (f"login:fail:account:{email}", settings.LOGIN_MAX_FAILURES_PER_ACCOUNT),
         (
-            f"t:{connection.schema_name}:login:fail:ip:{request_context().ip}",
+            f"t:{current_schema()}:login:fail:ip:{request_context().ip}",
             settings.LOGIN_MAX_FAILURES_PER_IP,
         ),
     ]
@@ -92,7 +93,7 @@ def login_throttle_check(*, email: str) -> None:
         if wait:
             logger.warning(
                 "login refused while throttled",
-                extra={"schema": connection.schema_name, "ip": request_context().ip},
+                extra={"schema": current_schema(), "ip": request_context().ip},
             )
             raise RateLimited(
                 "Too many failed sign-in attempts; try again later.", retry_after=wait
@@ -106,7 +107,7 @@ def login_failure_count(*, email: str, reason: str, user_id: int | None = None) 
         extra={
             "reason": reason,
             "user_id": user_id,
-            "schema": connection.schema_name,
+            "schema": current_schema(),
             "ip": request_context().ip,
         },
     )
@@ -205,7 +206,7 @@ def session_mfa_enrol_complete(
 
 def access_token_revoke(*, token: str) -> None:
     """Deny-list an access JWT in Redis until it would have expired anyway."""
-    claims = jwt_read(token, typ="access", tid=connection.schema_name)
+    claims = jwt_read(token, typ="access", tid=current_schema())
     ttl = max(1, int(claims["exp"]) - int(time.time()) + 1)
     redis_client().set(access_token_denylist_key(claims["jti"]), "1", ex=ttl)
 
@@ -382,7 +383,7 @@ def password_reset_request(*, email: str, tenant: Tenant) -> None:
     workspace. The caller answers the same whatever happens here (no enumeration)."""
     email = _email_normal(email)
     ratelimit_hit(
-        key=f"t:{connection.schema_name}:pwreset:ip:{request_context().ip}",
+        key=f"t:{current_schema()}:pwreset:ip:{request_context().ip}",
         limit=PASSWORD_RESET_MAX_PER_IP,
         window_seconds=3600,
         message="Too many password reset requests; try again later.",
@@ -411,7 +412,7 @@ def password_reset_request(*, email: str, tenant: Tenant) -> None:
         PasswordResetToken.objects.create(
             user=member.user,
             token_hash=secret_hash(raw),
-            schema_name=connection.schema_name,
+            schema_name=current_schema(),
             expires_at=timezone.now() + ttl,
         )
         audit_record(
@@ -451,7 +452,7 @@ def password_reset_complete(*, raw_token: str, password: str) -> None:
             .first()
         )
         # A token of another workspace is treated as unknown: it must not be spent here.
-        if token is None or token.schema_name != connection.schema_name:
+        if token is None or token.schema_name != current_schema():
             raise BadRequest("This reset link is invalid.", code="reset_token_invalid")
         if token.used_at is not None:
             raise BadRequest("This reset link was already used.", code="reset_token_used")

@@ -4,13 +4,14 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.members.models import Membership, RefreshToken
 from accounts.tokens import jwt_mint, secret_hash, secret_new
 from saas.context import request_context
 from saas.errors import Unauthorized
+from saas.tenancy import current_schema
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def access_token_mint(*, member: Membership) -> str:
     token, _ = jwt_mint(
         typ="access",
         sub=member.user_id,
-        tid=connection.schema_name,
+        tid=current_schema(),
         ttl=settings.JWT_ACCESS_TTL,
         role=member.role,
         gen=member.token_generation,

@@ -8,7 +8,6 @@ import hmac
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import APIKeyCookie, HttpBearer
@@ -18,16 +17,23 @@ from accounts.tokens import jwt_read, secret_hash
 from saas.errors import Unauthorized
 from saas.ratelimit import ratelimit_hit
 from saas.redis import redis_client
+from saas.tenancy import current_schema
 
 API_TOKEN_PREFIX = "tkt_"
 
 
+class AuthedRequest(HttpRequest):
+    """What routers of the tenant API receive: the caller's membership is attached."""
+
+    member: Membership
+
+
 def access_token_denylist_key(jti: str) -> str:
-    return f"t:{connection.schema_name}:jti:{jti}"
+    return f"t:{current_schema()}:jti:{jti}"
 
 
 def member_for_access_token(token: str) -> Membership:
-    claims = jwt_read(token, typ="access", tid=connection.schema_name)
+    claims = jwt_read(token, typ="access", tid=current_schema())
     if redis_client().exists(access_token_denylist_key(claims["jti"])):
         raise Unauthorized("Token was revoked.", code="token_revoked")
     member = Membership.objects.select_related("user").filter(user_id=claims["sub"]).first()
@@ -60,7 +66,7 @@ def member_admit(request: HttpRequest, member: Membership) -> Membership:
     """Common tail of every authentication path: active checks, then rate limits."""
     if not member.is_active or not member.user.is_active:
         raise Unauthorized("This account is deactivated.", code="account_inactive")
-    schema = connection.schema_name
+    schema = current_schema()
     ratelimit_hit(
         key=f"t:{schema}:user:{member.user_id}",
         limit=settings.RATE_LIMIT_USER_PER_MINUTE,

@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -30,6 +30,7 @@ from events.outbox import outbox_emit
 from saas.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit
 from saas.redis import redis_client
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 
 logger = logging.getLogger("accounts.mfa")
@@ -98,7 +99,7 @@ def mfa_token_mint(*, member: Membership, typ: str) -> str:
     token, _ = jwt_mint(
         typ=typ,
         sub=member.user_id,
-        tid=connection.schema_name,
+        tid=current_schema(),
         ttl=settings.MFA_TOKEN_TTL,
         gen=member.token_generation,
     )
@@ -117,7 +118,7 @@ def mfa_token_kind(token: str) -> str | None:
 
 def mfa_token_read(*, token: str, typ: str) -> tuple[Membership, dict[str, Any]]:
     """The active member an unspent MFA token of kind `typ` was issued to; 401 otherwise."""
-    claims = jwt_read(token, typ=typ, tid=connection.schema_name)
+    claims = jwt_read(token, typ=typ, tid=current_schema())
     if redis_client().exists(access_token_denylist_key(claims["jti"])):
         raise Unauthorized("This sign-in step was already completed.", code="token_revoked")
     member = Membership.objects.select_related("user").filter(user_id=claims["sub"]).first()
@@ -213,9 +214,7 @@ def mfa_code_verify(
             window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
             message="Too many wrong codes; try again later.",
         )
-        logger.warning(
-            "mfa code refused", extra={"user_id": user.pk, "schema": connection.schema_name}
-        )
+        logger.warning("mfa code refused", extra={"user_id": user.pk, "schema": current_schema()})
         raise Unauthorized("Invalid code.", code="mfa_code_invalid")
     ratelimit_clear(key=fail_key)
     return factor

@@ -14,6 +14,7 @@ from accounts.models import User
 from events.audit import audit_record
 from events.outbox import outbox_emit
 from saas.errors import Conflict, Invalid
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 
 
@@ -89,9 +90,7 @@ def membership_create(
     group_list = list(groups)
     if group_list:
         member.groups.set(group_list)
-    Tenant.objects.filter(schema_name=connection.schema_name).update(
-        member_count=F("member_count") + 1
-    )
+    Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") + 1)
     audit_record(
         actor=actor,
         action="member.created",
@@ -127,9 +126,7 @@ def membership_deactivate(*, member: Membership, actor: object) -> Membership:
         return member
     RefreshToken.objects.filter(membership=member, revoked_at__isnull=True).update(revoked_at=now)
     ApiToken.objects.filter(membership=member, revoked_at__isnull=True).update(revoked_at=now)
-    Tenant.objects.filter(schema_name=connection.schema_name).update(
-        member_count=F("member_count") - 1
-    )
+    Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") - 1)
     member.refresh_from_db()
     audit_record(
         actor=actor,
@@ -167,6 +164,4 @@ def member_admins_lock() -> None:
     Re-entrant within a transaction.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{connection.schema_name}:admins"]
-        )
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{current_schema()}:admins"])

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from accounts.tokens import secret_hash, secret_new
 from events.audit import audit_record, field_changes
 from events.outbox import outbox_emit
 from saas.errors import Conflict, Forbidden, Invalid
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 
 USERNAME_RE = re.compile(r"^[\w.@+-]+\Z")
@@ -240,9 +241,7 @@ def member_reactivate(*, member: Membership, actor: Membership) -> Membership:
     member.refresh_from_db()
     if not reactivated:
         return member
-    Tenant.objects.filter(schema_name=connection.schema_name).update(
-        member_count=F("member_count") + 1
-    )
+    Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") + 1)
     audit_record(
         actor=actor,
         action="member.reactivated",
@@ -452,7 +451,7 @@ def group_members_remove(*, group: Group, actor: Membership, member: Membership)
 
 def invitation_email_send(*, invitation: Invitation, raw_token: str, inviter: Membership) -> None:
     """Queue the invitation email (after commit) with the accept link carrying the token."""
-    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    tenant = Tenant.objects.get(schema_name=current_schema())
     link = f"{tenant.url}/accept-invite?{urlencode({'token': raw_token})}"
     inviter_name = inviter.user.name
     greeting = f"Hello {invitation.display_name}," if invitation.display_name else "Hello,"

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from accounts.policy import READ_AUDIT, member_require
 from events.models import AuditEntry
 from saas.pagination import Page
@@ -35,7 +35,7 @@ class AuditFilters(Schema):
 
 @router.get("", response=list[AuditOut])
 @paginate(Page)
-def audit_list(request: HttpRequest, filters: Query[AuditFilters]):
+def audit_list(request: AuthedRequest, filters: Query[AuditFilters]):
     """The workspace's audit log, newest first (tenant admins)."""
     member_require(request.member, READ_AUDIT)  # type: ignore[attr-defined]
     entries = AuditEntry.objects.all()

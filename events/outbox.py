@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from events.models import OutboxEvent
+from saas.tenancy import current_schema
 
 Consumer = Callable[[OutboxEvent], None]
 _consumers: dict[str, list[Consumer]] = defaultdict(list)
@@ -46,14 +47,15 @@ def outbox_emit(
         actor_id=getattr(user, "pk", None),
         payload=payload or {},
     )
-    _dispatch_after_commit(connection.schema_name)
+    _dispatch_after_commit(current_schema())
     return event
 
 
 def _dispatch_after_commit(schema_name: str) -> None:
     """One dispatch task per tenant and transaction, however many events it wrote.
     (A callback registered by a rolled-back savepoint is no longer in the list.)"""
-    for _sids, func, _robust in connection.run_on_commit:
+    for entry in connection.run_on_commit:
+        func = entry[1]
         if getattr(func, "outbox_schema", None) == schema_name and not getattr(
             func, "outbox_sent", False
         ):

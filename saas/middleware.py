@@ -12,6 +12,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 
 from saas.context import RequestContext, request_context_reset, request_context_set
 from saas.errors import error_body
+from saas.tenancy import public_schema_set
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -67,7 +68,7 @@ def readiness() -> JsonResponse:
 
     checks: dict[str, str] = {}
     try:
-        connection.set_schema_to_public()
+        public_schema_set()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["postgres"] = "ok"
@@ -98,7 +99,7 @@ class TenantMiddleware(TenantMainMiddleware):
             return response
         tenant = request.tenant  # type: ignore[attr-defined]
         if tenant.schema_name != "public" and not tenant.is_active:
-            connection.set_schema_to_public()
+            public_schema_set()
             return JsonResponse(
                 error_body(403, "This workspace is suspended.", code="tenant_suspended"),
                 status=403,

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from ninja import Field, Schema
 from ninja.pagination import PaginationBase
 
@@ -23,7 +24,11 @@ class Page(PaginationBase):
     items_attribute = "items"
 
     def paginate_queryset(
-        self, queryset: QuerySet | list, pagination: Input, **params: Any
+        self,
+        queryset: QuerySet,
+        pagination: Any,
+        request: HttpRequest | None = None,
+        **params: Any,
     ) -> dict:
         offset, limit = pagination.offset, pagination.limit
         total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)

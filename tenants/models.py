@@ -1,3 +1,5 @@
+# mypy: disable-error-code="var-annotated"
+# (django-stubs cannot infer field types through django-tenants' untyped TenantMixin)
 """Public schema: companies (tenants), their host names, and operators' actions on them."""
 
 from django.conf import settings

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -14,6 +14,7 @@ from accounts.services import identity_create, identity_validate, membership_cre
 from events.audit import audit_record
 from events.outbox import outbox_emit
 from saas.errors import Conflict, Invalid
+from saas.tenancy import public_schema_set
 from tenants.models import Domain, OperatorAction, Tenant
 from tenants.provisioning import schema_clone_from_template
 
@@ -107,7 +108,7 @@ def tenant_signup(
             actor=admin,
             payload={"subdomain": subdomain},
         )
-    connection.set_schema_to_public()
+    public_schema_set()
     tenant.refresh_from_db()
     return SignupResult(tenant=tenant, admin=admin, membership=membership)
 

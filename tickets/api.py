@@ -4,10 +4,11 @@ key, tickets by id or key (`PROJ-123`). Ticket responses carry an ETag (the vers
 
 import re
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from saas.errors import BadRequest
 from saas.idempotency import idempotent
 from saas.pagination import Page
@@ -38,7 +39,7 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match(request: HttpRequest) -> int | None:
+def if_match(request: AuthedRequest) -> int | None:
     """The version the client last saw, from `If-Match` (None when absent or `*`)."""
     raw = request.headers.get("If-Match", "").strip()
     if not raw or raw == "*":
@@ -49,7 +50,7 @@ def if_match(request: HttpRequest) -> int | None:
     return int(match.group(1))
 
 
-def _detail_response(request: HttpRequest, ticket, status: int = 200) -> HttpResponse:
+def _detail_response(request: AuthedRequest, ticket, status: int = 200) -> HttpResponse:
     detail = selectors.ticket_detail(member=request.member, ticket=ticket)
     body = TicketDetailOut.from_orm(detail).model_dump(mode="json")
     return idempotent_free_response(status, body, ticket.version)
@@ -65,14 +66,14 @@ def idempotent_free_response(status: int, body: dict, version: int) -> HttpRespo
 
 @router.get("/projects/{projectId}/tickets", response=list[TicketOut])
 @paginate(Page)
-def tickets_of_project(request: HttpRequest, projectId: str, filters: Query[TicketFilters]):
+def tickets_of_project(request: AuthedRequest, projectId: str, filters: Query[TicketFilters]):
     """Tickets of a project, filtered and sorted."""
     project = project_get_for_user(member=request.member, ref=projectId)
     return selectors.tickets_list(member=request.member, project=project, filters=filters)
 
 
 @router.post("/projects/{projectId}/tickets", response={201: TicketDetailOut})
-def ticket_post(request: HttpRequest, projectId: str, body: TicketIn):
+def ticket_post(request: AuthedRequest, projectId: str, body: TicketIn):
     """Create a ticket. Send `Idempotency-Key` to make retries safe."""
     project = project_get_for_user(member=request.member, ref=projectId)
 
@@ -90,14 +91,14 @@ def ticket_post(request: HttpRequest, projectId: str, body: TicketIn):
 
 
 @router.get("/tickets/{ticketId}", response=TicketDetailOut)
-def ticket_get(request: HttpRequest, ticketId: str):
+def ticket_get(request: AuthedRequest, ticketId: str):
     """A ticket with its sub-tasks, links and watchers."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return _detail_response(request, ticket)
 
 
 @router.put("/tickets/{ticketId}", response=TicketDetailOut)
-def ticket_put(request: HttpRequest, ticketId: str, body: TicketIn):
+def ticket_put(request: AuthedRequest, ticketId: str, body: TicketIn):
     """Edit the fields sent. `If-Match: "<version>"` refuses stale edits with 412."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     ticket = services.ticket_update(
@@ -107,7 +108,7 @@ def ticket_put(request: HttpRequest, ticketId: str, body: TicketIn):
 
 
 @router.patch("/tickets/{ticketId}/status", response=TicketDetailOut)
-def ticket_patch_status(request: HttpRequest, ticketId: str, body: StatusIn):
+def ticket_patch_status(request: AuthedRequest, ticketId: str, body: StatusIn):
     """Move the ticket to a status (by name or id) when exactly one transition you may
     take leads there; otherwise 422 listing the allowed transitions."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -121,14 +122,14 @@ def ticket_patch_status(request: HttpRequest, ticketId: str, body: StatusIn):
 
 
 @router.get("/tickets/{ticketId}/transitions", response=list[TransitionOut])
-def ticket_transitions(request: HttpRequest, ticketId: str):
+def ticket_transitions(request: AuthedRequest, ticketId: str):
     """The workflow transitions you may take now, with the fields each needs."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return transitions_available(ticket=ticket, member=request.member)
 
 
 @router.post("/tickets/{ticketId}/transitions", response=TicketDetailOut)
-def ticket_transition_post(request: HttpRequest, ticketId: str, body: TransitionIn):
+def ticket_transition_post(request: AuthedRequest, ticketId: str, body: TransitionIn):
     """Take a transition: conditions, the fields sent, validators and post-functions run
     in one transaction. `If-Match` refuses stale tickets with 412."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -144,7 +145,7 @@ def ticket_transition_post(request: HttpRequest, ticketId: str, body: Transition
 
 
 @router.patch("/tickets/{ticketId}/assignee", response=TicketDetailOut)
-def ticket_patch_assignee(request: HttpRequest, ticketId: str, body: AssigneeIn):
+def ticket_patch_assignee(request: AuthedRequest, ticketId: str, body: AssigneeIn):
     """Assign the ticket (null unassigns)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     ticket = services.ticket_update(
@@ -157,7 +158,7 @@ def ticket_patch_assignee(request: HttpRequest, ticketId: str, body: AssigneeIn)
 
 
 @router.patch("/tickets/{ticketId}/priority", response=TicketDetailOut)
-def ticket_patch_priority(request: HttpRequest, ticketId: str, body: PriorityIn):
+def ticket_patch_priority(request: AuthedRequest, ticketId: str, body: PriorityIn):
     """Change the ticket's priority."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     ticket = services.ticket_update(
@@ -170,7 +171,7 @@ def ticket_patch_priority(request: HttpRequest, ticketId: str, body: PriorityIn)
 
 
 @router.delete("/tickets/{ticketId}", response={204: None})
-def ticket_del(request: HttpRequest, ticketId: str):
+def ticket_del(request: AuthedRequest, ticketId: str):
     """Delete a ticket and its sub-tasks (project administrators)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     services.ticket_delete(ticket=ticket, actor=request.member)
@@ -179,21 +180,21 @@ def ticket_del(request: HttpRequest, ticketId: str):
 
 @router.get("/tickets/{ticketId}/history", response=list[HistoryOut])
 @paginate(Page)
-def ticket_history(request: HttpRequest, ticketId: str):
+def ticket_history(request: AuthedRequest, ticketId: str):
     """Every recorded field change, oldest first."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return selectors.ticket_history(ticket=ticket)
 
 
 @router.get("/tickets/{ticketId}/links", response=list[LinkOut])
-def ticket_links(request: HttpRequest, ticketId: str):
+def ticket_links(request: AuthedRequest, ticketId: str):
     """Links in both directions, to tickets you can see."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return selectors.ticket_links(member=request.member, ticket=ticket)
 
 
 @router.post("/tickets/{ticketId}/links", response={201: LinkOut})
-def ticket_link_post(request: HttpRequest, ticketId: str, body: LinkIn):
+def ticket_link_post(request: AuthedRequest, ticketId: str, body: LinkIn):
     """Link this ticket to another (blocks, relates, duplicates, clones)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     outward = body.direction == "outward"
@@ -219,7 +220,7 @@ def ticket_link_post(request: HttpRequest, ticketId: str, body: LinkIn):
 
 
 @router.delete("/tickets/{ticketId}/links/{linkId}", response={204: None})
-def ticket_link_delete(request: HttpRequest, ticketId: str, linkId: int):
+def ticket_link_delete(request: AuthedRequest, ticketId: str, linkId: int):
     """Remove a link of this ticket."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     services.ticket_link_remove(ticket=ticket, actor=request.member, link_id=linkId)
@@ -227,7 +228,7 @@ def ticket_link_delete(request: HttpRequest, ticketId: str, linkId: int):
 
 
 @router.get("/tickets/{ticketId}/watchers", response=list[dict])
-def ticket_watchers(request: HttpRequest, ticketId: str):
+def ticket_watchers(request: AuthedRequest, ticketId: str):
     """Who watches this ticket."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     watchers = ticket.watchers.select_related("user").order_by("user__username")
@@ -238,7 +239,7 @@ def ticket_watchers(request: HttpRequest, ticketId: str):
 
 
 @router.post("/tickets/{ticketId}/watchers", response={201: dict})
-def ticket_watcher_post(request: HttpRequest, ticketId: str, body: WatcherIn):
+def ticket_watcher_post(request: AuthedRequest, ticketId: str, body: WatcherIn):
     """Watch the ticket (yourself, or another member if you administer the project)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     watcher = services.watcher_add(ticket=ticket, actor=request.member, user_ref=body.user)
@@ -246,7 +247,7 @@ def ticket_watcher_post(request: HttpRequest, ticketId: str, body: WatcherIn):
 
 
 @router.delete("/tickets/{ticketId}/watchers/{userId}", response={204: None})
-def ticket_watcher_delete(request: HttpRequest, ticketId: str, userId: int):
+def ticket_watcher_delete(request: AuthedRequest, ticketId: str, userId: int):
     """Stop watching (yourself, or another member if you administer the project)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     services.watcher_remove(ticket=ticket, actor=request.member, user_id=userId)
@@ -261,7 +262,7 @@ def _user_tickets_endpoint(kind: str, summary: str):
         operation_id=f"user_{kind.replace('-', '_')}",
     )
     @paginate(Page)
-    def endpoint(request: HttpRequest, userId: int):
+    def endpoint(request: AuthedRequest, userId: int):
         return selectors.user_tickets(member=request.member, user_id=userId, kind=kind)
 
     endpoint.__doc__ = f"{summary}, among the tickets you can see."

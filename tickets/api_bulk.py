@@ -1,9 +1,10 @@
 """Bulk changes of tickets, the jobs that run long operations, and JSON import."""
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 from ninja import Field, Query, Router, Schema
 
+from accounts.authentication import AuthedRequest
 from accounts.policy import ADMIN_TENANT, member_require
 from events.models import Job
 from saas.errors import ApiError, BadRequest
@@ -34,7 +35,7 @@ def _accepted(job: Job) -> dict[str, str]:
     "/tickets/bulk",
     response={200: BulkOut, 202: JobAcceptedOut, **errors(401, 403, 409, 422)},
 )
-def tickets_bulk_post(request: HttpRequest, body: BulkIn):
+def tickets_bulk_post(request: AuthedRequest, body: BulkIn):
     """Apply one operation to many tickets (keys or ids).
 
     Operations: `set_field` (`field`, `value`: any field a ticket edit takes), `assign`
@@ -62,7 +63,7 @@ def tickets_bulk_post(request: HttpRequest, body: BulkIn):
 
 
 @router.get("/jobs/{jobId}", response={200: JobOut, **errors(401, 404)})
-def job_get(request: HttpRequest, jobId: str):
+def job_get(request: AuthedRequest, jobId: str):
     """A job's progress: status, total, processed, succeeded, failures (at most 1000
     listed; `failed` counts them all) and times. Its creator and tenant admins see it."""
     job = bulk.job_get_for_user(member=request.member, job_id=jobId)  # type: ignore[attr-defined]
@@ -100,7 +101,7 @@ IMPORT_BODY = {
 }
 
 
-def _import_raw(request: HttpRequest) -> bytes:
+def _import_raw(request: AuthedRequest) -> bytes:
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("file")
         if upload is None:
@@ -119,7 +120,7 @@ def _import_raw(request: HttpRequest) -> bytes:
     response={200: ImportOut, 202: JobAcceptedOut, **errors(400, 401, 403, 409, 413, 422)},
     openapi_extra={"requestBody": IMPORT_BODY},
 )
-def import_post(request: HttpRequest, params: Query[ImportParams]):
+def import_post(request: AuthedRequest, params: Query[ImportParams]):
     """Import users, projects, custom fields and tickets (tenant admins).
 
     The whole document is validated first; if anything is wrong, nothing is written and

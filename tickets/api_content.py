@@ -23,6 +23,7 @@ from django.http.response import HttpResponseBase
 from ninja import Router, Status
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from saas.errors import ApiError, BadRequest, Invalid, NotFound
 from saas.idempotency import idempotent
 from saas.pagination import Page
@@ -54,14 +55,14 @@ def _comment_out(ticket: Any, comment_id: int) -> dict[str, Any]:
 
 @router.get("/tickets/{ticketId}/comments", response=list[CommentOut])
 @paginate(Page)
-def comments_list(request: HttpRequest, ticketId: str):
+def comments_list(request: AuthedRequest, ticketId: str):
     """Comments of a ticket, oldest first, with Markdown rendered to safe HTML."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return selectors.comments_of_ticket(ticket=ticket)
 
 
 @router.post("/tickets/{ticketId}/comments", response={201: CommentOut})
-def comment_post(request: HttpRequest, ticketId: str, body: CommentIn):
+def comment_post(request: AuthedRequest, ticketId: str, body: CommentIn):
     """Comment on a ticket. `@username` mentions active members who can see the ticket.
     Send `Idempotency-Key` to make retries safe."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -74,7 +75,7 @@ def comment_post(request: HttpRequest, ticketId: str, body: CommentIn):
 
 
 @router.put("/tickets/{ticketId}/comments/{commentId}", response=CommentOut)
-def comment_put(request: HttpRequest, ticketId: str, commentId: int, body: CommentIn):
+def comment_put(request: AuthedRequest, ticketId: str, commentId: int, body: CommentIn):
     """Edit a comment (its author or a project administrator); the history keeps the
     previous text."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -84,7 +85,7 @@ def comment_put(request: HttpRequest, ticketId: str, commentId: int, body: Comme
 
 
 @router.delete("/tickets/{ticketId}/comments/{commentId}", response={204: None})
-def comment_del(request: HttpRequest, ticketId: str, commentId: int):
+def comment_del(request: AuthedRequest, ticketId: str, commentId: int):
     """Delete a comment (its author or a project administrator); the history keeps the
     text."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -124,7 +125,7 @@ class _UploadLimit(FileUploadHandler):
         return None
 
 
-def _uploads(request: HttpRequest) -> list[Any]:
+def _uploads(request: AuthedRequest) -> list[Any]:
     """The uploaded files, read under the workspace's limit."""
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(
@@ -159,7 +160,7 @@ def _uploads(request: HttpRequest) -> list[Any]:
 
 @router.get("/tickets/{ticketId}/attachments", response=list[AttachmentOut])
 @paginate(Page)
-def attachments_list(request: HttpRequest, ticketId: str):
+def attachments_list(request: AuthedRequest, ticketId: str):
     """Attachments of a ticket, oldest first."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     return selectors.attachments_of_ticket(ticket=ticket)
@@ -188,7 +189,7 @@ def attachments_list(request: HttpRequest, ticketId: str):
         }
     },
 )
-def attachments_post(request: HttpRequest, ticketId: str):
+def attachments_post(request: AuthedRequest, ticketId: str):
     """Attach one or several files (multipart field `file`, repeated). The content type
     is sniffed from the bytes; each file may be at most the workspace's limit (413)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
@@ -199,7 +200,7 @@ def attachments_post(request: HttpRequest, ticketId: str):
 
 
 @router.delete("/tickets/{ticketId}/attachments/{attachmentId}", response={204: None})
-def attachment_del(request: HttpRequest, ticketId: str, attachmentId: int):
+def attachment_del(request: AuthedRequest, ticketId: str, attachmentId: int):
     """Delete an attachment (its uploader or a project administrator)."""
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
     attachment = selectors.attachment_get_for_ticket(ticket=ticket, attachment_id=attachmentId)
@@ -236,7 +237,7 @@ def _served_type(content_type: str) -> str:
         }
     },
 )
-def attachment_download(request: HttpRequest, attachmentId: int) -> HttpResponseBase:
+def attachment_download(request: AuthedRequest, attachmentId: int) -> HttpResponseBase:
     """Download an attachment: the file itself from local storage, or a redirect to a
     short-lived presigned URL from object storage."""
     attachment = selectors.attachment_get_for_user(

@@ -7,10 +7,11 @@ accept `Idempotency-Key` where they create something.
 import re
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from accounts.members.models import Membership
 from accounts.policy import ADMIN_PROJECT, READ_TICKETS, member_require
 from saas.errors import NotFound
@@ -45,11 +46,11 @@ router = Router(tags=["projects"])
 _PROJECT_REF = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 
-def _caller(request: HttpRequest) -> Membership:
+def _caller(request: AuthedRequest) -> Membership:
     return request.member  # type: ignore[attr-defined]
 
 
-def _project(request: HttpRequest, ref: str) -> Project:
+def _project(request: AuthedRequest, ref: str) -> Project:
     if not _PROJECT_REF.match(ref.strip()):
         raise NotFound(
             f"Project {ref} does not exist or you cannot see it.", code="project_not_found"
@@ -58,7 +59,7 @@ def _project(request: HttpRequest, ref: str) -> Project:
 
 
 def _created(
-    request: HttpRequest, schema: type[Schema], make: Any, location: str | None = None
+    request: AuthedRequest, schema: type[Schema], make: Any, location: str | None = None
 ) -> HttpResponse:
     """201 with the created object; a retry with the same `Idempotency-Key` replays it."""
 
@@ -75,7 +76,7 @@ def _created(
 
 @router.get("/projects", response=list[ProjectOut])
 @paginate(Page)
-def projects_list(request: HttpRequest, filters: Query[ProjectFilters]):
+def projects_list(request: AuthedRequest, filters: Query[ProjectFilters]):
     """Projects you can see, by key: filter by `q` (key or name), `archived`, `type`."""
     return selectors.projects_list(
         member=_caller(request), q=filters.q, archived=filters.archived, type=filters.type
@@ -83,7 +84,7 @@ def projects_list(request: HttpRequest, filters: Query[ProjectFilters]):
 
 
 @router.post("/projects", response={201: ProjectOut, **errors(403, 409, 422)})
-def project_post(request: HttpRequest, body: ProjectIn):
+def project_post(request: AuthedRequest, body: ProjectIn):
     """Create a project (tenant admins and project leads). The key is uppercased and
     must be 2-10 letters and digits starting with a letter; a taken key answers 409.
     The lead (default: you) must be an active member. Send `Idempotency-Key` to make
@@ -108,13 +109,13 @@ def project_post(request: HttpRequest, body: ProjectIn):
 
 
 @router.get("/projects/{projectId}", response={200: ProjectOut, **errors(404)})
-def project_get(request: HttpRequest, projectId: str):
+def project_get(request: AuthedRequest, projectId: str):
     """A project by id or key."""
     return selectors.project_detail(project=_project(request, projectId))
 
 
 @router.put("/projects/{projectId}", response={200: ProjectOut, **errors(403, 404, 422)})
-def project_put(request: HttpRequest, projectId: str, body: ProjectUpdateIn):
+def project_put(request: AuthedRequest, projectId: str, body: ProjectUpdateIn):
     """Change the fields sent (project administrators). The key cannot change."""
     project = _project(request, projectId)
     project = services.project_update(project=project, actor=_caller(request), data=body.changes())
@@ -122,7 +123,7 @@ def project_put(request: HttpRequest, projectId: str, body: ProjectUpdateIn):
 
 
 @router.delete("/projects/{projectId}", response={204: None, **errors(403, 404, 409)})
-def project_delete(request: HttpRequest, projectId: str, confirm: str | None = None):
+def project_delete(request: AuthedRequest, projectId: str, confirm: str | None = None):
     """Delete a project with its tickets (tenant admins). A project with tickets answers
     409 with their count unless `?confirm=<KEY>` repeats its key."""
     project = _project(request, projectId)
@@ -135,7 +136,7 @@ def project_delete(request: HttpRequest, projectId: str, confirm: str | None = N
 
 @router.get("/projects/{projectId}/members", response=list[ProjectMemberOut])
 @paginate(Page)
-def project_members(request: HttpRequest, projectId: str):
+def project_members(request: AuthedRequest, projectId: str):
     """The project's members and their project roles, by username."""
     return selectors.project_members_list(project=_project(request, projectId))
 
@@ -144,7 +145,7 @@ def project_members(request: HttpRequest, projectId: str):
     "/projects/{projectId}/members",
     response={201: ProjectMemberOut, **errors(403, 404, 409, 422)},
 )
-def project_member_post(request: HttpRequest, projectId: str, body: ProjectMemberIn):
+def project_member_post(request: AuthedRequest, projectId: str, body: ProjectMemberIn):
     """Add an active member of the workspace (by id, username or email) with a project
     role (project administrators). An existing member answers 409: change the role
     with PUT instead."""
@@ -163,7 +164,7 @@ def project_member_post(request: HttpRequest, projectId: str, body: ProjectMembe
     response={200: ProjectMemberOut, **errors(403, 404, 409)},
 )
 def project_member_put(
-    request: HttpRequest, projectId: str, userId: int, body: ProjectMemberRoleIn
+    request: AuthedRequest, projectId: str, userId: int, body: ProjectMemberRoleIn
 ):
     """Change a member's project role (project administrators); demoting the last
     administrator answers 409."""
@@ -176,7 +177,7 @@ def project_member_put(
 @router.delete(
     "/projects/{projectId}/members/{userId}", response={204: None, **errors(403, 404, 409)}
 )
-def project_member_delete(request: HttpRequest, projectId: str, userId: int):
+def project_member_delete(request: AuthedRequest, projectId: str, userId: int):
     """Remove a member (project administrators); the last administrator and the lead
     cannot be removed (409)."""
     project = _project(request, projectId)
@@ -188,7 +189,7 @@ def project_member_delete(request: HttpRequest, projectId: str, userId: int):
 
 
 @router.get("/projects/{projectId}/settings", response={200: ProjectSettingsOut, **errors(404)})
-def project_settings_get(request: HttpRequest, projectId: str):
+def project_settings_get(request: AuthedRequest, projectId: str):
     """Default assignee, enabled issue types and custom fields, components, versions."""
     return selectors.project_settings(project=_project(request, projectId))
 
@@ -197,7 +198,7 @@ def project_settings_get(request: HttpRequest, projectId: str):
     "/projects/{projectId}/settings",
     response={200: ProjectSettingsOut, **errors(403, 404, 409, 422)},
 )
-def project_settings_put(request: HttpRequest, projectId: str, body: ProjectSettingsIn):
+def project_settings_put(request: AuthedRequest, projectId: str, body: ProjectSettingsIn):
     """Replace the settings sent (project administrators). Components and versions are
     matched by id, else by name: new ones are created, and ones left out are deleted
     unless tickets use them (409 listing them)."""
@@ -213,14 +214,14 @@ def project_settings_put(request: HttpRequest, projectId: str, body: ProjectSett
 
 @router.get("/custom-fields", response=list[CustomFieldOut])
 @paginate(Page)
-def custom_fields_list(request: HttpRequest):
+def custom_fields_list(request: AuthedRequest):
     """The workspace's custom fields, by name. Projects enable them in their settings."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.custom_fields_list()
 
 
 @router.post("/custom-fields", response={201: CustomFieldOut, **errors(403, 409, 422)})
-def custom_field_post(request: HttpRequest, body: CustomFieldIn):
+def custom_field_post(request: AuthedRequest, body: CustomFieldIn):
     """Create a custom field (tenant admins): text, number, date, select, multiselect or
     user; select types need unique options. Send `Idempotency-Key` to make retries safe."""
     actor = _caller(request)
@@ -238,7 +239,7 @@ def custom_field_post(request: HttpRequest, body: CustomFieldIn):
 
 
 @router.get("/custom-fields/{fieldId}", response={200: CustomFieldOut, **errors(404)})
-def custom_field_get(request: HttpRequest, fieldId: int):
+def custom_field_get(request: AuthedRequest, fieldId: int):
     """A custom field by id."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.custom_field_get(field_id=fieldId)
@@ -247,7 +248,7 @@ def custom_field_get(request: HttpRequest, fieldId: int):
 @router.put(
     "/custom-fields/{fieldId}", response={200: CustomFieldOut, **errors(403, 404, 409, 422)}
 )
-def custom_field_put(request: HttpRequest, fieldId: int, body: CustomFieldUpdateIn):
+def custom_field_put(request: AuthedRequest, fieldId: int, body: CustomFieldUpdateIn):
     """Rename a field, change its description or options (tenant admins). Its type
     cannot change; removing an option that tickets hold answers 409."""
     custom_field = selectors.custom_field_get(field_id=fieldId)
@@ -257,7 +258,7 @@ def custom_field_put(request: HttpRequest, fieldId: int, body: CustomFieldUpdate
 
 
 @router.delete("/custom-fields/{fieldId}", response={204: None, **errors(403, 404)})
-def custom_field_delete(request: HttpRequest, fieldId: int):
+def custom_field_delete(request: AuthedRequest, fieldId: int):
     """Delete a field and its values on every ticket (tenant admins)."""
     custom_field = selectors.custom_field_get(field_id=fieldId)
     services.custom_field_delete(custom_field=custom_field, actor=_caller(request))
@@ -268,28 +269,28 @@ def custom_field_delete(request: HttpRequest, fieldId: int):
 
 
 @router.get("/issue-types", response=list[IssueTypeOut])
-def issue_types_list(request: HttpRequest):
+def issue_types_list(request: AuthedRequest):
     """The workspace's issue types, in display order (a short catalogue: not paginated)."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.issue_types_list()
 
 
 @router.get("/priorities", response=list[PriorityOut])
-def priorities_list(request: HttpRequest):
+def priorities_list(request: AuthedRequest):
     """The workspace's priorities, most urgent first (a short catalogue: not paginated)."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.priorities_list()
 
 
 @router.get("/statuses", response=list[StatusOut])
-def statuses_list(request: HttpRequest):
+def statuses_list(request: AuthedRequest):
     """The workspace's statuses, in workflow order (a short catalogue: not paginated)."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.statuses_list()
 
 
 @router.get("/resolutions", response=list[ResolutionOut])
-def resolutions_list(request: HttpRequest):
+def resolutions_list(request: AuthedRequest):
     """The workspace's resolutions (a short catalogue: not paginated)."""
     member_require(_caller(request), READ_TICKETS)
     return selectors.resolutions_list()

@@ -11,10 +11,11 @@ answer 202 with a job to follow at `status_url`.
 import re
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from ninja import Router, Status
 from ninja.pagination import paginate
 
+from accounts.authentication import AuthedRequest
 from accounts.members.models import Membership
 from accounts.policy import READ_TICKETS, member_require
 from saas.errors import BadRequest
@@ -42,20 +43,20 @@ router = Router(tags=["workflows"])
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 
 
-def _caller(request: HttpRequest) -> Membership:
+def _caller(request: AuthedRequest) -> Membership:
     return request.member  # type: ignore[attr-defined]
 
 
-def _project(request: HttpRequest, ref: str) -> Project:
+def _project(request: AuthedRequest, ref: str) -> Project:
     return project_get_for_user(member=_caller(request), ref=ref)
 
 
-def _workflow(request: HttpRequest, project_ref: str, ref: str) -> Workflow:
+def _workflow(request: AuthedRequest, project_ref: str, ref: str) -> Workflow:
     project = _project(request, project_ref)
     return selectors.workflow_get_for_project(project=project, ref=ref)
 
 
-def _expected_version(request: HttpRequest, sent: int | None) -> int | None:
+def _expected_version(request: AuthedRequest, sent: int | None) -> int | None:
     """`expected_version` from the body, else the version in `If-Match`."""
     if sent is not None:
         return sent
@@ -80,7 +81,7 @@ def _job_fields(job: Any) -> dict[str, str]:
 
 
 @router.get("/workflow-templates", response=list[WorkflowTemplateOut], by_alias=True)
-def workflow_templates(request: HttpRequest):
+def workflow_templates(request: AuthedRequest):
     """The built-in workflows a project or a workflow can start from (basic, software,
     bug_tracking), with their definitions. Statuses the workspace does not have yet show
     `id: null`: they are created when a workflow uses them."""
@@ -93,7 +94,7 @@ def workflow_templates(request: HttpRequest):
 
 @router.get("/projects/{projectId}/workflows", response=list[WorkflowOut], by_alias=True)
 @paginate(Page)
-def workflows_of_project(request: HttpRequest, projectId: str):
+def workflows_of_project(request: AuthedRequest, projectId: str):
     """The project's workflows by name: current version and definition, and the issue
     types using each through the scheme (`"default"` for the project's default)."""
     project = _project(request, projectId)
@@ -106,7 +107,7 @@ def workflows_of_project(request: HttpRequest, projectId: str):
     response={201: WorkflowOut, **errors(403, 404, 409, 422)},
     by_alias=True,
 )
-def workflow_post(request: HttpRequest, projectId: str, body: WorkflowIn):
+def workflow_post(request: AuthedRequest, projectId: str, body: WorkflowIn):
     """Create a workflow from a `template` or a `definition` (exactly one) as version 1
     (project administrators). An invalid definition answers 422 listing every problem;
     a name the project already uses answers 409. Issue types use it once the workflow
@@ -142,7 +143,7 @@ def workflow_post(request: HttpRequest, projectId: str, body: WorkflowIn):
     response={200: WorkflowOut, **errors(404)},
     by_alias=True,
 )
-def workflow_get(request: HttpRequest, projectId: str, workflowId: str, response: HttpResponse):
+def workflow_get(request: AuthedRequest, projectId: str, workflowId: str, response: HttpResponse):
     """A workflow of the project with its current definition; the ETag is its version."""
     detail = selectors.workflow_detail(workflow=_workflow(request, projectId, workflowId))
     response["ETag"] = _etag(detail["version"])
@@ -155,7 +156,7 @@ def workflow_get(request: HttpRequest, projectId: str, workflowId: str, response
     by_alias=True,
 )
 @paginate(Page)
-def workflow_versions(request: HttpRequest, projectId: str, workflowId: str):
+def workflow_versions(request: AuthedRequest, projectId: str, workflowId: str):
     """Every saved version of the workflow, oldest first: number, when, by whom, and
     the definition (versions never change once saved)."""
     return selectors.workflow_versions_list(workflow=_workflow(request, projectId, workflowId))
@@ -171,7 +172,7 @@ def workflow_versions(request: HttpRequest, projectId: str, workflowId: str):
     by_alias=True,
 )
 def workflow_put(
-    request: HttpRequest,
+    request: AuthedRequest,
     projectId: str,
     workflowId: str,
     body: WorkflowUpdateIn,
@@ -203,7 +204,7 @@ def workflow_put(
     "/projects/{projectId}/workflows/{workflowId}",
     response={204: None, **errors(403, 404, 409)},
 )
-def workflow_delete(request: HttpRequest, projectId: str, workflowId: str):
+def workflow_delete(request: AuthedRequest, projectId: str, workflowId: str):
     """Delete a workflow and its versions (project administrators); one the workflow
     scheme uses answers 409 with `used_by`."""
     workflow = _workflow(request, projectId, workflowId)
@@ -217,7 +218,7 @@ def workflow_delete(request: HttpRequest, projectId: str, workflowId: str):
 @router.get(
     "/projects/{projectId}/workflow-scheme", response={200: WorkflowSchemeOut, **errors(404)}
 )
-def workflow_scheme_get(request: HttpRequest, projectId: str):
+def workflow_scheme_get(request: AuthedRequest, projectId: str):
     """The project's default workflow and the issue types mapped to other workflows."""
     project = _project(request, projectId)
     project_workflow_ensure(project=project)
@@ -232,7 +233,7 @@ def workflow_scheme_get(request: HttpRequest, projectId: str):
         **errors(403, 404, 422),
     },
 )
-def workflow_scheme_put(request: HttpRequest, projectId: str, body: WorkflowSchemeIn):
+def workflow_scheme_put(request: AuthedRequest, projectId: str, body: WorkflowSchemeIn):
     """Change the default workflow and the workflows of issue types (project
     administrators): `mappings` maps issue type names to workflow ids, null for the
     default. Tickets changing workflow must hold statuses the new workflow has, or

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +28,7 @@ from events.models import Job
 from events.outbox import outbox_emit
 from saas.errors import ApiError, Forbidden, Invalid, NotFound
 from saas.refs import db_id_or_none, has_nul
+from saas.tenancy import current_schema
 from tickets import fields as f
 from tickets.access import tickets_visible_to
 from tickets.models import Ticket
@@ -277,7 +278,7 @@ def bulk_job_create(*, actor: Membership, refs: Sequence[str], operation: Mappin
         target_id=job.pk,
         changes={"kind": [None, "bulk"], "total": [None, job.total]},
     )
-    schema_name, job_id = connection.schema_name, str(job.pk)  # type: ignore[attr-defined]
+    schema_name, job_id = current_schema(), str(job.pk)
 
     def enqueue() -> None:
         from tickets.tasks import bulk_job_run

@@ -17,6 +17,7 @@ from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import NotFound
 from saas.refs import MAX_DB_ID
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 from tickets.access import tickets_visible_to
 from tickets.models import Attachment, Comment, Ticket
@@ -166,7 +167,7 @@ def attachment_max_bytes() -> int:
     limit = getattr(tenant, "max_attachment_bytes", None)
     if limit is None:  # schema_context() outside a request carries a stand-in tenant
         limit = (
-            Tenant.objects.filter(schema_name=connection.schema_name)
+            Tenant.objects.filter(schema_name=current_schema())
             .values_list("max_attachment_bytes", flat=True)
             .first()
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 import filetype
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from accounts.members.models import Membership
 from events.audit import audit_record
 from events.outbox import outbox_emit
 from saas.errors import ApiError, Forbidden, Invalid, NotFound
+from saas.tenancy import current_schema
 from tickets.access import project_can_administer, project_require_write, tickets_visible_to
 from tickets.content_selectors import attachment_max_bytes
 from tickets.history import FieldChange, history_record
@@ -349,7 +350,7 @@ def attachments_add(
             content = File(upload, name=filename)
             content.content_type = scanned.content_type  # type: ignore[attr-defined]
             key = storage.save(
-                attachment_key_new(schema_name=connection.schema_name, filename=filename),
+                attachment_key_new(schema_name=current_schema(), filename=filename),
                 content,
             )
             stored.append(key)

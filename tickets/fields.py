@@ -5,12 +5,12 @@ Every resolver raises `FieldError(field, message)`; services collect them and an
 """
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from accounts.members.models import Membership
 from accounts.models import User
@@ -78,10 +78,13 @@ def priority_resolve(value: Any) -> Priority:
 
 
 def priority_default() -> Priority:
-    return (
+    priority = (
         Priority.objects.filter(is_default=True).first()
         or Priority.objects.order_by("rank").first()
-    )  # type: ignore[return-value]
+    )
+    if priority is None:
+        raise FieldError("priority", "This workspace has no priorities configured.")
+    return priority
 
 
 def status_resolve(value: Any) -> Status:
@@ -211,7 +214,7 @@ def duration_format(seconds: int | None) -> str | None:
     return " ".join(parts) or "0m"
 
 
-def ticket_ref_resolve(value: Any, *, field: str, visible: Iterable[Ticket] | Any) -> Ticket | None:
+def ticket_ref_resolve(value: Any, *, field: str, visible: QuerySet[Ticket]) -> Ticket | None:
     """Another ticket by key or id, among the tickets the actor may see."""
     if value is None or value == "":
         return None

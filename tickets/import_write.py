@@ -25,6 +25,7 @@ from psycopg.copy import QueuedLibpqWriter
 from accounts.members.models import Group, Invitation, Membership, Role
 from accounts.models import User
 from accounts.tokens import secret_hash, secret_new
+from saas.tenancy import current_schema
 from tenants.models import Tenant
 from tickets.import_validate import ImportPlan, Slot, TicketPlan
 from tickets.models import (
@@ -174,7 +175,7 @@ def _people(plan: ImportPlan, actor: Membership, counts: Counter[str]) -> None:
     counts["members_created"] = len(joining)
     counts["members_matched"] = len(plan.users) - len(joining)
     if joining:
-        Tenant.objects.filter(schema_name=connection.schema_name).update(  # type: ignore[attr-defined]
+        Tenant.objects.filter(schema_name=current_schema()).update(
             member_count=F("member_count") + len(joining)
         )
     counts["groups_created"] = _create(Group, plan.groups.values(), lambda s, i: Group(name=s.name))

@@ -33,6 +33,7 @@ from events.audit import audit_record
 from events.models import Job
 from events.outbox import outbox_emit
 from saas.errors import ApiError, BadRequest, Conflict
+from saas.tenancy import current_schema
 from tickets.bulk import FINISHED, MAX_FAILURES
 from tickets.import_validate import ImportInvalid, import_validate
 from tickets.import_write import import_write
@@ -81,7 +82,7 @@ def _import_lock(data: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(hashtext(%s))",
-            [f"{connection.schema_name}:import"],  # type: ignore[attr-defined]
+            [f"{current_schema()}:import"],
         )
     list(Project.objects.select_for_update().filter(key__in=_project_keys(data)).values("pk"))
 
@@ -147,7 +148,7 @@ def import_submit(
 
 
 def _file_name(job_id: uuid.UUID) -> str:
-    return f"imports/{connection.schema_name}/{job_id}.json"  # type: ignore[attr-defined]
+    return f"imports/{current_schema()}/{job_id}.json"
 
 
 def import_job_create(*, actor: Membership, raw: bytes, strict: bool, total: int) -> Job:
@@ -170,7 +171,7 @@ def import_job_create(*, actor: Membership, raw: bytes, strict: bool, total: int
                 target_id=job.pk,
                 changes={"kind": [None, "import"], "total": [None, total]},
             )
-            schema_name = connection.schema_name  # type: ignore[attr-defined]
+            schema_name = current_schema()
 
             def enqueue() -> None:
                 from tickets.tasks import import_job_run
@@ -199,7 +200,7 @@ def import_job_process(*, job_id: str) -> Job | None:
         .filter(user_id=job.created_by_id or 0, is_active=True, role=Role.ADMIN)
         .first()
     )
-    schema_name = connection.schema_name  # type: ignore[attr-defined]
+    schema_name = current_schema()
     try:
         if actor is None:
             raise ApiError("The admin who started this import is no longer an admin.")

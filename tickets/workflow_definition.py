@@ -268,7 +268,7 @@ def definition_compile(raw: Any, *, group_names: set[str] | None = None) -> dict
     if problems:
         raise DefinitionProblems(problems)
 
-    ids = {}
+    ids: dict[str, Status] = {}
     for key, entry in names.items():
         status = catalogue.get(key)
         if status is None:

@@ -145,7 +145,7 @@ def _conditions_pass(rules: list[dict[str, Any]], *, ticket: Ticket, member: Mem
         if kind == "reporter" and ticket.reporter_id != member.user_id:
             return False
         if kind == "permission":
-            perm = rule.get("permission")
+            perm = str(rule.get("permission"))
             allowed = (
                 project_can_administer(member=member, project=ticket.project)
                 if perm == ADMIN_PROJECT

@@ -27,6 +27,7 @@ from events.audit import audit_record
 from events.models import Job
 from events.outbox import outbox_emit
 from saas.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from saas.tenancy import current_schema
 from tickets import fields as f
 from tickets.access import project_require_admin
 from tickets.models import (
@@ -330,7 +331,7 @@ def _migrate(
         total=planned,
         result={"tickets_migrated": 0},
     )
-    schema_name, job_id = connection.schema_name, str(job.pk)  # type: ignore[attr-defined]
+    schema_name, job_id = current_schema(), str(job.pk)
 
     def enqueue() -> None:
         from tickets.workflow_tasks import workflow_migration_job_run
