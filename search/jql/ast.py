@@ -7,13 +7,17 @@ user wrote them, normalised to lower case; the compiler resolves them (system fi
 or custom field) and reports unknown ones.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
 
 @dataclass(frozen=True)
 class Position:
-    """1-based line and character of a token, as Jira reports them."""
+    """1-based line and character of a token, as Jira reports them.
+
+    Nodes hold positions with `compare=False`: two trees are equal when they mean the
+    same query, wherever its tokens stood."""
 
     line: int
     column: int
@@ -30,27 +34,27 @@ class Literal:
 
     value: str
     quoted: bool
-    pos: Position
+    pos: Position = field(compare=False)
 
 
 @dataclass(frozen=True)
 class Empty:
     """EMPTY or NULL."""
 
-    pos: Position
+    pos: Position = field(compare=False)
 
 
 @dataclass(frozen=True)
 class FunctionCall:
     name: str  # lower-cased, e.g. "currentuser", "startofday"
     args: tuple[str, ...]
-    pos: Position
+    pos: Position = field(compare=False)
 
 
 @dataclass(frozen=True)
 class ListValue:
     items: tuple["Operand", ...]
-    pos: Position
+    pos: Position = field(compare=False)
 
 
 Operand = Literal | Empty | FunctionCall | ListValue
@@ -64,7 +68,7 @@ class Field:
     """`name` lower-cased without quotes; `cf[10001]` becomes custom_id=10001."""
 
     name: str
-    pos: Position
+    pos: Position = field(compare=False)
     custom_id: int | None = None
 
 
@@ -74,7 +78,7 @@ class HistoryPredicate:
 
     kind: str  # "from" | "to" | "by" | "after" | "before" | "on" | "during"
     operand: Operand  # DURING: a ListValue of two operands
-    pos: Position
+    pos: Position = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class Comparison:
     op: str
     operand: Operand | None  # None only for CHANGED
     predicates: tuple[HistoryPredicate, ...] = ()
-    pos: Position | None = None
+    # `field` is shadowed by the attribute above for type checkers: spell it out.
+    pos: Position | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class JqlError(Exception):
         where = f" at line {pos.line}, character {pos.column}" if pos else ""
         super().__init__(f"{message}{where}")
         self.message = f"{message}{where}"
+        self.reason = message  # without the position, for APIs that report it apart
         self.pos = pos
 
 
