@@ -116,6 +116,7 @@ def build_tenant_api() -> NinjaAPI:
     from accounts.api_auth import router as auth_router
     from accounts.api_users import groups_router, invitations_router, users_router
     from events.api import router as audit_router
+    from search.api import router as search_router
     from tickets.api import router as tickets_router
     from tickets.api_bulk import router as bulk_router
     from tickets.api_content import router as content_router
@@ -143,6 +144,7 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("", tickets_router)
     api.add_router("", content_router)
     api.add_router("", workflows_router)
+    api.add_router("/search", search_router)
     return api
 
 

@@ -115,6 +115,7 @@ TENANT_APPS = [
     "accounts.members",
     "events",
     "tickets",
+    "search",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -1,0 +1,116 @@
+"""Search: advanced (JQL) and simple ticket search.
+
+Mounted by saas/api.py at `/search`. Both compile to the one JQL AST and run on the
+Postgres backend; an invalid query answers 400 `jql_invalid` with its position.
+"""
+
+from typing import Any
+
+from django.db import connection
+from ninja import Query, Router
+
+from accounts.authentication import AuthedRequest
+from saas.errors import BadRequest
+from search.jql import ast
+from search.jql.compile_postgres import jql_compile_postgres
+from search.jql.parser import jql_parse
+from search.schemas import AdvancedSearchIn, SearchPage, SimpleSearchIn
+from tickets.selectors import tickets_for_list
+
+router = Router(tags=["search"])
+
+
+def _invalid(exc: ast.JqlError) -> BadRequest:
+    pos = exc.pos
+    return BadRequest(
+        exc.message,
+        code="jql_invalid",
+        details={"line": pos.line if pos else None, "column": pos.column if pos else None},
+    )
+
+
+def _page(request: AuthedRequest, query: ast.Query, offset: int, limit: int) -> dict:
+    tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
+    try:
+        tickets = jql_compile_postgres(query, member=request.member, tenant=tenant)
+    except ast.JqlError as exc:
+        raise _invalid(exc) from exc
+    except OverflowError as exc:  # date arithmetic past year 9999 in a function argument
+        raise BadRequest(
+            "A date in the query is out of range.",
+            code="jql_invalid",
+            details={"line": None, "column": None},
+        ) from exc
+    return {
+        "total": tickets.count(),
+        "offset": offset,
+        "limit": limit,
+        "items": list(tickets_for_list(tickets)[offset : offset + limit]),
+    }
+
+
+@router.get("/advanced", response=SearchPage)
+def search_advanced(request: AuthedRequest, params: Query[AdvancedSearchIn]) -> dict:
+    """Tickets matching a JQL query that the caller may see, in the query's order
+    (default `created DESC`)."""
+    try:
+        query = jql_parse(params.jql)
+    except ast.JqlError as exc:
+        raise _invalid(exc) from exc
+    return _page(request, query, params.offset, params.limit)
+
+
+# Parameters have no position in a query text: errors name the value only.
+_NOWHERE: Any = None
+
+
+def _values(text: str) -> ast.Operand:
+    items = tuple(
+        ast.Literal(value=part.strip(), quoted=True, pos=_NOWHERE)
+        for part in text.split(",")
+        if part.strip()
+    )
+    return ast.ListValue(items=items, pos=_NOWHERE)
+
+
+def _user(text: str) -> ast.Operand:
+    value = text.strip()
+    if value.lower() in ("me", "currentuser()"):
+        return ast.FunctionCall(name="currentuser", args=(), pos=_NOWHERE)
+    if value.lower() in ("unassigned", "none", "empty"):
+        return ast.Empty(pos=_NOWHERE)
+    return ast.Literal(value=value, quoted=True, pos=_NOWHERE)
+
+
+def simple_search_query(params: SimpleSearchIn) -> ast.Query:
+    """The JQL AST of the simple search's parameters."""
+
+    def compare(name: str, op: str, operand: ast.Operand) -> ast.Comparison:
+        return ast.Comparison(field=ast.Field(name=name, pos=_NOWHERE), op=op, operand=operand)
+
+    clauses: list[ast.Clause] = []
+    if params.q and params.q.strip():
+        clauses.append(compare("text", "~", ast.Literal(params.q, quoted=True, pos=_NOWHERE)))
+    for name in ("project", "status", "priority"):
+        text = getattr(params, name)
+        if text and text.strip():
+            clauses.append(compare(name, "in", _values(text)))
+    if params.assignee and params.assignee.strip():
+        operand = _user(params.assignee)
+        op = "is" if isinstance(operand, ast.Empty) else "="
+        clauses.append(compare("assignee", op, operand))
+    if params.created_after:
+        day = ast.Literal(params.created_after.isoformat(), quoted=True, pos=_NOWHERE)
+        clauses.append(compare("created", ">=", day))
+    if params.created_before:
+        day = ast.Literal(params.created_before.isoformat(), quoted=True, pos=_NOWHERE)
+        clauses.append(compare("created", "<", day))
+    where = ast.And(clauses=tuple(clauses)) if clauses else None
+    return ast.Query(where=where)
+
+
+@router.get("/tickets", response=SearchPage)
+def search_tickets(request: AuthedRequest, params: Query[SimpleSearchIn]) -> dict:
+    """Simple search by words and a few fields; the same engine as JQL
+    (e.g. `status=To Do,In Progress&assignee=me`)."""
+    return _page(request, simple_search_query(params), params.offset, params.limit)

@@ -1,0 +1,624 @@
+"""Compile a JQL AST to one PostgreSQL query over tickets.
+
+Everything becomes Q objects, EXISTS subqueries and expressions on the ticket query
+that `tickets_visible_to(member)` starts, so permissions always apply and the result
+is one SQL statement (value names are resolved to ids first, a few small lookups).
+
+Jira semantics kept here:
+- `!=` and `NOT IN` never match an empty field; `NOT (clause)` is the plain complement.
+- `labels = x` / `component = x` / `watcher = x` mean "the set contains x".
+- A date-only literal stands for the whole local day: `= d` is that day, `> d` after
+  it ends, `<= d` includes it; instants (`now()`, `-1d`, `"2026-01-31 14:00"`) compare
+  exactly.
+- `~` is English full-text search (stemmed, every word must occur, `word*` for a
+  prefix, a quoted phrase for words in a row) over indexed tsvector expressions
+  (search/migrations/0001); `!~` is its complement.
+- `WAS` asks whether the value was held at any time (in the period, by the actor who
+  set it); `CHANGED` asks for a change (creation is not a change). Both read
+  TicketHistory, where ticket creation records the initial status/type/priority/
+  assignee.
+- Without ORDER BY results come newest first (`created DESC`); every order ends with
+  the ticket id (in the direction of the last key) so pages are stable.
+"""
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.postgres.search import SearchVectorField
+from django.db.models import (
+    BooleanField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    OrderBy,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast
+
+from accounts.members.models import Membership
+from search.jql import ast
+from search.jql import fields as fs
+from search.jql import functions as fn
+from search.jql.ast import JqlError, ResolvedDate
+from tickets.access import tickets_visible_to
+from tickets.models import Comment, Priority, Ticket, TicketHistory, Watcher
+
+# -- SQL building blocks ---------------------------------------------------------------------
+
+
+class EnglishVector(Func):
+    """`to_tsvector('english', a || ' ' || b)`: written exactly as the expression
+    indexes of search/migrations/0001 so the planner can use them."""
+
+    arg_joiner = " || ' ' || "
+    template = "to_tsvector('english'::regconfig, (%(expressions)s))"
+    output_field = SearchVectorField()
+
+
+class EnglishQuery(Func):
+    template = "to_tsquery('english'::regconfig, %(expressions)s)"
+    output_field = SearchVectorField()
+
+
+class Matches(Func):
+    arg_joiner = " @@ "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
+
+
+class JsonText(Func):
+    """`custom_fields ->> '<id>'` (jsonb_extract_path_text keeps digit keys as keys)."""
+
+    function = "jsonb_extract_path_text"
+    output_field = TextField()
+
+
+def _nothing() -> Q:
+    return Q(pk__in=[])
+
+
+_WORD_RE = re.compile(r"\w+\*?", re.UNICODE)
+
+
+def _tsquery(text: str, *, spec: fs.FieldSpec, pos: ast.Position | None) -> str:
+    """A to_tsquery() string from what the user typed, built from word characters only
+    (so it cannot be malformed): words AND-ed, `word*` a prefix, "a b" a phrase."""
+    stripped = text.strip()
+    phrase = len(stripped) > 1 and stripped[0] == stripped[-1] == '"'
+    terms = []
+    for word in _WORD_RE.findall(stripped):
+        base = word.rstrip("*").replace("_", " ").split()
+        for part in base:
+            terms.append(f"{part}:*" if word.endswith("*") and part == base[-1] else part)
+    if not terms:
+        raise JqlError(f"The text query '{text}' for the field '{spec.name}' is not valid", pos)
+    return (" <-> " if phrase else " & ").join(terms)
+
+
+# -- the compiler ----------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, ctx: fn.JqlContext) -> None:
+        self.ctx = ctx
+
+    # clauses
+
+    def clause(self, node: ast.Clause) -> Q:
+        if isinstance(node, ast.And):
+            result = Q()
+            for child in node.clauses:
+                result &= self.clause(child)
+            return result
+        if isinstance(node, ast.Or):
+            result = _nothing()
+            first = True
+            for child in node.clauses:
+                result = self.clause(child) if first else result | self.clause(child)
+                first = False
+            return result
+        if isinstance(node, ast.Not):
+            return ~self.clause(node.clause)
+        return self.comparison(node)
+
+    def comparison(self, node: ast.Comparison) -> Q:
+        spec = fs.field_spec(node.field)
+        pos = node.pos or node.field.pos
+        op = node.op
+        fs.operator_check(spec, op, pos)
+        if op in fs.HISTORY:
+            return self.history(spec, node, pos)
+        operand = node.operand
+        if op in ("is", "is not"):
+            if not isinstance(operand, ast.Empty):
+                raise JqlError(
+                    f"The operator '{op.upper()}' only supports the use of EMPTY or NULL", pos
+                )
+            return self.empty(spec) if op == "is" else ~self.empty(spec)
+        if operand is None:
+            raise JqlError(f"Expecting a value after '{op.upper()}'", pos)
+        if op in ("~", "!~"):
+            if not isinstance(operand, ast.Literal):
+                raise JqlError(
+                    f"The operator '{op}' for the field '{spec.name}' needs a text value", pos
+                )
+            matched = self.text(spec, operand)
+            return matched if op == "~" else ~matched
+        if op in ("in", "not in"):
+            if not isinstance(operand, ast.ListValue | ast.FunctionCall):
+                raise JqlError(
+                    f"The operator '{op.upper()}' for the field '{spec.name}' needs a list of "
+                    "values, e.g. (a, b)",
+                    pos,
+                )
+        elif isinstance(operand, ast.ListValue):
+            raise JqlError(
+                f"The operator '{op}' for the field '{spec.name}' does not take a list", pos
+            )
+        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        if op in fs.RANGE:
+            return self.range(spec, op, items[0])
+        has_empty = any(isinstance(item, ast.Empty) for item in items)
+        values = [item for item in items if not isinstance(item, ast.Empty)]
+        if any(isinstance(item, ast.ListValue) for item in values):
+            raise JqlError("Lists cannot be nested", pos)
+        matched = self.any_of(spec, values, pos) if values else _nothing()
+        if op in ("=", "in"):
+            return matched | self.empty(spec) if has_empty else matched
+        # != and NOT IN never match empty fields (Jira).
+        return ~self.empty(spec) & ~matched
+
+    # values -------------------------------------------------------------------------------
+
+    def _functions(self, spec: fs.FieldSpec, values: list[Any], accepts: set[str]) -> list[Any]:
+        calls = [v for v in values if isinstance(v, ast.FunctionCall)]
+        for call in calls:
+            kind = fn.function_kind(call)
+            if kind == fn.SPRINT:
+                raise JqlError("Sprints are not available yet", call.pos)
+            if kind not in accepts:
+                raise JqlError(
+                    f"The function '{fn.DISPLAY_NAMES[call.name]}()' is not supported by the "
+                    f"'{spec.name}' field",
+                    call.pos,
+                )
+        return calls
+
+    def ids(self, spec: fs.FieldSpec, values: list[Any]) -> list[int]:
+        """Ids of catalogue rows or users for REF / USER / WATCHER / M2M values."""
+        accepts = {
+            "issuetype": {fn.ISSUE_TYPE},
+            "project": {fn.PROJECT},
+        }.get(spec.name, {fn.USER} if spec.kind in (fs.USER, fs.WATCHER) else set())
+        if spec.kind == fs.CUSTOM and spec.custom.type == "user":
+            accepts = {fn.USER}
+        calls = self._functions(spec, values, accepts)
+        literals = [v for v in values if isinstance(v, ast.Literal)]
+        result: list[int] = []
+        for call in calls:
+            result.extend(fn.function_ids(call, self.ctx))
+        if literals:
+            if spec.kind in (fs.REF, fs.M2M):
+                result.extend(fs.catalogue_resolve(spec, literals, member=self.ctx.member))
+            else:
+                for lit in literals:
+                    result.extend(fs.users_resolve([lit.value], pos=lit.pos, field_name=spec.name))
+        return result
+
+    def date(self, spec: fs.FieldSpec, value: Any) -> ResolvedDate:
+        try:
+            if isinstance(value, ast.FunctionCall):
+                self._functions(spec, [value], {fn.DATE})
+                return fn.function_dates(value, self.ctx)
+            if isinstance(value, ast.Literal):
+                return fn.date_literal(value.value, ctx=self.ctx, pos=value.pos)
+        except OverflowError:
+            raise JqlError(f"The date '{_show(value)}' is out of range", value.pos) from None
+        raise JqlError(f"The field '{spec.name}' needs a date", getattr(value, "pos", None))
+
+    def number(self, spec: fs.FieldSpec, value: Any) -> Decimal:
+        if isinstance(value, ast.Literal):
+            try:
+                number = Decimal(value.value.strip())
+            except InvalidOperation:
+                number = Decimal("NaN")
+            if number.is_finite() and abs(number) < Decimal("1e15"):
+                return number
+            raise JqlError(
+                f"The value '{value.value}' is not a valid number for the field '{spec.name}'",
+                value.pos,
+            )
+        if isinstance(value, ast.FunctionCall):
+            self._functions(spec, [value], set())
+        raise JqlError(f"The field '{spec.name}' needs a number", getattr(value, "pos", None))
+
+    # per-kind matching ------------------------------------------------------------------
+
+    def any_of(self, spec: fs.FieldSpec, values: list[Any], pos: ast.Position | None) -> Q:
+        kind = spec.kind
+        if kind == fs.REF:
+            if spec.name == "resolution":
+                unresolved = [
+                    v
+                    for v in values
+                    if isinstance(v, ast.Literal) and v.value.strip().lower() == "unresolved"
+                ]
+                rest = [v for v in values if v not in unresolved]
+                matched = Q(resolution_id__in=self.ids(spec, rest)) if rest else _nothing()
+                return matched | Q(resolution__isnull=True) if unresolved else matched
+            return Q(**{f"{spec.column}_id__in": self.ids(spec, values)})
+        if kind == fs.USER:
+            return Q(**{f"{spec.column}_id__in": self.ids(spec, values)})
+        if kind == fs.CATEGORY:
+            self._functions(spec, values, set())
+            return Q(status__category__in=fs.category_resolve(spec, values))
+        if kind == fs.M2M:
+            through = getattr(Ticket, spec.column or "").through
+            target = "component_id" if spec.column == "components" else "version_id"
+            rows = through.objects.filter(
+                ticket_id=OuterRef("pk"), **{f"{target}__in": self.ids(spec, values)}
+            )
+            return Q(Exists(rows))
+        if kind == fs.WATCHER:
+            rows = Watcher.objects.filter(
+                ticket_id=OuterRef("pk"), user_id__in=self.ids(spec, values)
+            )
+            return Q(Exists(rows))
+        if kind == fs.LABELS:
+            self._functions(spec, values, set())
+            return Q(labels__overlap=[v.value for v in values])
+        if kind == fs.KEY:
+            return self.keys(spec, values)
+        if kind == fs.TICKET:
+            self._functions(spec, values, set())
+            keys = [v.value.strip().upper() for v in values]
+            ids = [int(k) for k in keys if fs._as_id(k) is not None]
+            return Q(**{f"{spec.column}__key__in": keys}) | Q(**{f"{spec.column}_id__in": ids})
+        if kind in (fs.DATETIME, fs.DATE):
+            result = _nothing()
+            for value in values:
+                result |= self.date_compare(spec, "=", self.date(spec, value))
+            return result
+        if kind == fs.NUMBER:
+            return Q(**{f"{spec.column}__in": [self.number(spec, v) for v in values]})
+        if kind == fs.CUSTOM:
+            return self.custom_any_of(spec, values)
+        raise JqlError(f"The field '{spec.name}' cannot be compared with '='", pos)
+
+    def keys(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
+        calls = self._functions(spec, values, {fn.TICKET})
+        result = _nothing()
+        for call in calls:
+            result |= fn.function_tickets(call, self.ctx)
+        keys = [v.value.strip().upper() for v in values if isinstance(v, ast.Literal)]
+        ids = [fs._as_id(k) for k in keys if fs._as_id(k) is not None]
+        if keys:
+            result |= Q(key__in=keys)
+        if ids:
+            result |= Q(pk__in=ids)
+        return result
+
+    def empty(self, spec: fs.FieldSpec) -> Q:
+        kind = spec.kind
+        if kind in (fs.REF, fs.USER, fs.TICKET):
+            return Q(**{f"{spec.column}__isnull": True})
+        if kind in (fs.DATETIME, fs.DATE, fs.NUMBER):
+            return Q(**{f"{spec.column}__isnull": True})
+        if kind == fs.TEXT_FIELD:
+            return Q(**{spec.column or "": ""})
+        if kind == fs.LABELS:
+            return Q(labels=[]) | Q(labels__isnull=True)
+        if kind == fs.M2M:
+            through = getattr(Ticket, spec.column or "").through
+            return ~Q(Exists(through.objects.filter(ticket_id=OuterRef("pk"))))
+        if kind == fs.WATCHER:
+            return ~Q(Exists(Watcher.objects.filter(ticket_id=OuterRef("pk"))))
+        if kind == fs.CUSTOM:
+            # Missing key, JSON null, "" or []: jsonb_extract_path_text gives NULL/""/"[]".
+            text = self.custom_text(spec)
+            return Q(_isnull(text)) | Q(_in(text, ["", "[]"]))
+        return _nothing()  # key, statusCategory: never empty
+
+    def range(self, spec: fs.FieldSpec, op: str, value: Any) -> Q:
+        if isinstance(value, ast.Empty):
+            raise JqlError(
+                f"The operator '{op}' does not support the use of EMPTY for the field "
+                f"'{spec.name}'",
+                value.pos,
+            )
+        lookup = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]
+        if spec.kind == fs.REF:  # priority: by rank, not by name
+            (priority_id,) = self.ids(spec, [value])[:1] or [0]
+            rank = Subquery(Priority.objects.filter(pk=priority_id).values("rank")[:1])
+            return Q(**{f"priority__rank__{lookup}": rank})
+        if spec.kind in (fs.DATETIME, fs.DATE):
+            return self.date_compare(spec, op, self.date(spec, value))
+        if spec.kind == fs.NUMBER:
+            return Q(**{f"{spec.column}__{lookup}": self.number(spec, value)})
+        if spec.kind == fs.KEY:
+            if not isinstance(value, ast.Literal):
+                raise JqlError(f"The field '{spec.name}' needs an issue key", value.pos)
+            match = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)-(\d{1,9})", value.value.strip())
+            if not match:
+                raise JqlError(
+                    f"The issue key '{value.value}' for the field 'key' is invalid", value.pos
+                )
+            return Q(
+                project__key=match.group(1).upper(), **{f"number__{lookup}": int(match.group(2))}
+            )
+        if spec.kind == fs.CUSTOM:
+            return self.custom_range(spec, lookup, value)
+        raise JqlError(
+            f"The operator '{op}' is not supported by the '{spec.name}' field", value.pos
+        )
+
+    def date_compare(self, spec: fs.FieldSpec, op: str, when: ResolvedDate) -> Q:
+        col = spec.column or ""
+        if spec.kind == fs.DATE:
+            day = when.start.astimezone(self.ctx.tz).date()
+            lookup = {"=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]
+            return Q(**{f"{col}__{lookup}": day})
+        if when.date_only:
+            bounds = {
+                "=": Q(**{f"{col}__gte": when.start, f"{col}__lt": when.end}),
+                ">": Q(**{f"{col}__gte": when.end}),
+                ">=": Q(**{f"{col}__gte": when.start}),
+                "<": Q(**{f"{col}__lt": when.start}),
+                "<=": Q(**{f"{col}__lt": when.end}),
+            }
+            return bounds[op]
+        lookup = {"=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]
+        return Q(**{f"{col}__{lookup}": when.start})
+
+    # text ---------------------------------------------------------------------------------
+
+    def text(self, spec: fs.FieldSpec, value: ast.Literal) -> Q:
+        query = EnglishQuery(Value(_tsquery(value.value, spec=spec, pos=value.pos)))
+        if spec.kind == fs.CUSTOM:
+            return Q(Matches(EnglishVector(self.custom_text(spec)), query))
+        comments = Q(
+            Exists(
+                Comment.objects.filter(ticket_id=OuterRef("pk")).filter(
+                    Matches(EnglishVector(F("body")), query)
+                )
+            )
+        )
+        if spec.kind == fs.COMMENT:
+            return comments
+        if spec.kind == fs.TEXT_ALL:
+            return Q(Matches(EnglishVector(F("summary"), F("description")), query)) | comments
+        return Q(Matches(EnglishVector(F(spec.column or "")), query))
+
+    # custom fields -----------------------------------------------------------------------
+
+    def custom_text(self, spec: fs.FieldSpec) -> JsonText:
+        return JsonText(F("custom_fields"), Value(str(spec.custom.pk)))
+
+    def custom_any_of(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
+        cf = spec.custom
+        key = str(cf.pk)
+        if cf.type == "select":
+            self._functions(spec, values, set())
+            options = [fs.custom_option_resolve(spec, v) for v in values]
+            return Q(_in(self.custom_text(spec), options))
+        if cf.type == "multiselect":
+            self._functions(spec, values, set())
+            result = _nothing()
+            for v in values:
+                result |= Q(custom_fields__contains={key: [fs.custom_option_resolve(spec, v)]})
+            return result
+        if cf.type == "user":
+            return Q(_in(self.custom_text(spec), [str(i) for i in self.ids(spec, values)]))
+        if cf.type == "number":
+            numbers = [float(self.number(spec, v)) for v in values]
+            return Q(_in(Cast(self.custom_text(spec), FloatField()), numbers))
+        if cf.type == "date":
+            result = _nothing()
+            for v in values:
+                result |= self.custom_range(spec, "exact", v)
+            return result
+        raise JqlError(f"The operator '=' is not supported by the '{spec.name}' field", None)
+
+    def custom_range(self, spec: fs.FieldSpec, lookup: str, value: Any) -> Q:
+        cf = spec.custom
+        if cf.type == "number":
+            number = float(self.number(spec, value))
+            expr = Cast(self.custom_text(spec), FloatField())
+            return Q(_compare(expr, lookup, number))
+        when = self.date(spec, value)
+        day = when.start.astimezone(self.ctx.tz).date().isoformat()
+        return Q(_compare(self.custom_text(spec), lookup, day))
+
+    # history ------------------------------------------------------------------------------
+
+    def history(self, spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None) -> Q:
+        field_name = spec.history or ""
+        rows = TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name)
+        allowed = {"by", "after", "before", "on", "during"}
+        if node.op == "changed":
+            allowed |= {"from", "to"}
+        for predicate in node.predicates:
+            if predicate.kind not in allowed:
+                raise JqlError(
+                    f"The predicate '{predicate.kind.upper()}' is not supported by the "
+                    f"'{node.op.upper()}' operator",
+                    predicate.pos,
+                )
+        if node.op == "changed":
+            # The rows written when the ticket was created are not changes.
+            rows = rows.exclude(
+                from_value__isnull=True, from_ref__isnull=True, created_at=OuterRef("created_at")
+            )
+            for predicate in node.predicates:
+                rows = self._changed_predicate(spec, rows, predicate)
+            return Q(Exists(rows))
+        operand = node.operand
+        if operand is None:
+            raise JqlError(f"Expecting a value after '{node.op.upper()}'", pos)
+        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        if node.op in ("was", "was not") and isinstance(operand, ast.ListValue):
+            raise JqlError(
+                f"The operator '{node.op.upper()}' for the field '{spec.name}' does not take a "
+                "list; use WAS IN",
+                pos,
+            )
+        values = [v for v in items if not isinstance(v, ast.Empty)]
+        held = Q(to_ref__in=self.ids(spec, values)) if values else _nothing()
+        if len(values) < len(items):
+            # Empty: explicitly cleared, or empty until a later first value.
+            held |= Q(to_ref__isnull=True) | Q(
+                from_ref__isnull=True, created_at__gt=OuterRef("created_at")
+            )
+        rows = rows.filter(held)
+        start, end = None, None
+        for predicate in node.predicates:
+            if predicate.kind == "by":
+                rows = rows.filter(actor_id__in=self._users_of(spec, predicate))
+            else:
+                p_start, p_end = self._period(spec, predicate)
+                start = p_start if start is None or (p_start and p_start > start) else start
+                end = p_end if end is None or (p_end and p_end < end) else end
+        if start is not None or end is not None:
+            later = TicketHistory.objects.filter(
+                ticket_id=OuterRef("ticket_id"), field=field_name
+            ).filter(
+                Q(created_at__gt=OuterRef("created_at"))
+                | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+            )
+            rows = rows.annotate(
+                until=Subquery(later.order_by("created_at", "id").values("created_at")[:1])
+            )
+            if end is not None:
+                rows = rows.filter(created_at__lt=end)
+            if start is not None:
+                rows = rows.filter(Q(until__isnull=True) | Q(until__gt=start))
+        matched = Q(Exists(rows))
+        if len(values) < len(items) and not node.predicates and spec.column:
+            never_set = ~Q(
+                Exists(TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name))
+            )
+            matched |= never_set & Q(**{f"{spec.column}__isnull": True})
+        return ~matched if node.op in ("was not", "was not in") else matched
+
+    def _users_of(self, spec: fs.FieldSpec, predicate: ast.HistoryPredicate) -> list[int]:
+        operand = predicate.operand
+        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        user_spec = fs.SYSTEM_FIELDS["assignee"]
+        return self.ids(fs.FieldSpec("by", fs.USER, user_spec.operators), items)
+
+    def _period(self, spec: fs.FieldSpec, predicate: ast.HistoryPredicate) -> tuple[Any, Any]:
+        """[start, end) of AFTER / BEFORE / ON / DURING."""
+        date_spec = fs.FieldSpec(predicate.kind.upper(), fs.DATETIME, frozenset())
+        operand = predicate.operand
+        if predicate.kind == "during":
+            if not isinstance(operand, ast.ListValue) or len(operand.items) != 2:
+                raise JqlError(
+                    'DURING needs two dates, e.g. DURING ("2026/01/01", now())', predicate.pos
+                )
+            first = self.date(date_spec, operand.items[0])
+            last = self.date(date_spec, operand.items[1])
+            return first.start, last.end if last.date_only else last.start
+        when = self.date(date_spec, operand)
+        if predicate.kind == "after":
+            return (when.end if when.date_only else when.start), None
+        if predicate.kind == "before":
+            return None, when.start
+        day = when.start.astimezone(self.ctx.tz).date()
+        on = fn.date_literal(day.isoformat(), ctx=self.ctx, pos=predicate.pos)
+        return on.start, on.end
+
+    def _changed_predicate(
+        self, spec: fs.FieldSpec, rows: QuerySet[TicketHistory], predicate: ast.HistoryPredicate
+    ) -> QuerySet[TicketHistory]:
+        kind = predicate.kind
+        if kind == "by":
+            return rows.filter(actor_id__in=self._users_of(spec, predicate))
+        if kind in ("from", "to"):
+            column = f"{kind}_ref"
+            operand = predicate.operand
+            items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+            values = [v for v in items if not isinstance(v, ast.Empty)]
+            cond = Q(**{f"{column}__in": self.ids(spec, values)}) if values else _nothing()
+            if len(values) < len(items):
+                cond |= Q(**{f"{column}__isnull": True})
+            return rows.filter(cond)
+        start, end = self._period(spec, predicate)
+        if start is not None:
+            rows = rows.filter(created_at__gte=start)
+        if end is not None:
+            rows = rows.filter(created_at__lt=end)
+        return rows
+
+    # ordering -----------------------------------------------------------------------------
+
+    def order(self, order_by: tuple[ast.OrderBy, ...]) -> list[Any]:
+        if not order_by:
+            return [F("created_at").desc(), F("id").desc()]
+        result: list[Any] = []
+        for item in order_by:
+            spec = fs.field_spec(item.field)
+            exprs: list[Any]
+            if spec.kind == fs.CUSTOM:
+                text = self.custom_text(spec)
+                exprs = [Cast(text, FloatField()) if spec.custom.type == "number" else text]
+            elif spec.order:
+                exprs = [F(name) for name in spec.order]
+            else:
+                raise JqlError(f"Field '{spec.name}' does not support sorting", item.field.pos)
+            for expr in exprs:
+                result.append(OrderBy(expr, descending=item.descending, nulls_last=True))
+        last_descending = order_by[-1].descending
+        result.append(F("id").desc() if last_descending else F("id").asc())
+        return result
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, ast.Literal):
+        return value.value
+    if isinstance(value, ast.FunctionCall):
+        return f"{fn.DISPLAY_NAMES.get(value.name, value.name)}()"
+    return "EMPTY"
+
+
+def _in(expr: Any, values: list[Any]) -> Any:
+    from django.db.models.lookups import In
+
+    return In(expr, values)
+
+
+def _isnull(expr: Any) -> Any:
+    from django.db.models.lookups import IsNull
+
+    return IsNull(expr, True)
+
+
+def _compare(expr: Any, lookup: str, value: Any) -> Any:
+    from django.db.models import lookups
+
+    classes = {
+        "exact": lookups.Exact,
+        "gt": lookups.GreaterThan,
+        "gte": lookups.GreaterThanOrEqual,
+        "lt": lookups.LessThan,
+        "lte": lookups.LessThanOrEqual,
+    }
+    return classes[lookup](expr, value)
+
+
+def jql_compile_postgres(query: ast.Query, *, member: Membership, tenant: Any) -> QuerySet[Ticket]:
+    """The tickets `member` may see that match `query`, in its order: one SQL query.
+    Raises JqlError for an invalid query (unknown field/value/function, operator not
+    supported by the field, ...)."""
+    ctx = fn.JqlContext.for_tenant(member=member, tenant=tenant)
+    compiler = _Compiler(ctx)
+    tickets = tickets_visible_to(member)
+    if query.where is not None:
+        tickets = tickets.filter(compiler.clause(query.where))
+    return tickets.order_by(*compiler.order(query.order_by))

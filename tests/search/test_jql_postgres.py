@@ -1,0 +1,571 @@
+"""JQL on the Postgres backend: a known set of tickets with known history, and tables
+of (query, expected keys in order) and (query, exact error)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.urls import include, path
+from django_tenants.utils import schema_context
+
+from accounts.members.models import Group, Membership
+from search.jql.ast import JqlError
+from search.jql.compile_postgres import jql_compile_postgres
+from search.jql.parser import jql_parse
+from tenants.models import Tenant
+from tests.tickets.conftest import private_project_a, project_a  # noqa: F401 (fixtures)
+from tickets.models import Comment, CustomField, Ticket, TicketHistory, TicketLink
+from tickets.services import ticket_create, ticket_update
+from tickets.workflow_engine import ticket_move_to_status
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _member(world: Any, user: Any) -> Membership:
+    return Membership.objects.select_related("user").get(user=user)
+
+
+@pytest.fixture
+def search_world(world_a, project_a, private_project_a):  # noqa: F811
+    """CORE-1..5 in the open project CORE, SECRET-1 in a private project (lead only)."""
+    with schema_context(world_a.schema):
+        admin = _member(world_a, world_a.admin)
+        lead = _member(world_a, world_a.lead)
+        group = Group.objects.create(name="Developers")
+        group.members.add(lead, _member(world_a, world_a.user))
+
+        def create(created: str | None, project=project_a, **data: Any) -> Ticket:
+            ticket = ticket_create(project=project, actor=admin, data=data)
+            if created:
+                when = _utc(created)
+                TicketHistory.objects.filter(ticket=ticket).update(created_at=when)
+                Ticket.objects.filter(pk=ticket.pk).update(created_at=when, updated_at=when)
+                ticket.created_at = when
+            return ticket
+
+        def stamp(ticket: Ticket, field: str, to_value: str | None, when: str) -> None:
+            rows = TicketHistory.objects.filter(ticket=ticket, field=field, to_value=to_value)
+            rows.exclude(created_at=ticket.created_at).update(created_at=_utc(when))
+            Ticket.objects.filter(pk=ticket.pk).update(updated_at=_utc(when))
+
+        core1 = create(
+            "2026-01-10T09:00",
+            summary="Checkout fails on Safari",
+            description="Payment page crashes when running checkout",
+            type="Bug",
+            priority="High",
+            assignee="user_alpha",
+            labels=["ui", "payments"],
+            components=["api"],
+            fix_versions=["1.0"],
+            due_date="2026-02-10",
+            story_points=3,
+            custom_fields={"Severity": "S1", "Customer": "Globex corporation"},
+        )
+        core2 = create(
+            "2026-01-20T12:00",
+            summary="Add dark mode",
+            description="Users want a darker theme at night",
+            type="Story",
+            priority="Medium",
+            labels=["ui"],
+            components=["ui"],
+            story_points=8,
+            custom_fields={"Severity": "S2"},
+        )
+        core3 = create(
+            "2026-01-31T10:00",
+            summary="Database migrations are slow",
+            type="Task",
+            priority="Low",
+            assignee="lead_alpha",
+            due_date="2026-01-31",
+        )
+        core4 = create(
+            "2026-02-01T02:00",
+            summary="Login button misaligned",
+            description="The button overlaps the logo",
+            type="Bug",
+            priority="High",
+            assignee=world_a.admin.pk,
+            labels=["ui"],
+            story_points=1,
+        )
+        create(
+            None,
+            summary="Recently filed report",
+            description="Running reports daily",
+            type="Task",
+            priority="Lowest",
+        )
+        create(
+            "2026-01-25T08:00",
+            project=private_project_a,
+            summary="Secret checkout plan",
+            type="Bug",
+            priority="High",
+            assignee="user_alpha",
+        )
+        # CORE-1: To Do -> In Progress (01-12) -> Done (01-15), by the admin
+        ticket_move_to_status(ticket=core1, actor=admin, status_ref="In Progress")
+        stamp(core1, "status", "In Progress", "2026-01-12T10:00")
+        ticket_move_to_status(ticket=core1, actor=admin, status_ref="Done")
+        stamp(core1, "status", "Done", "2026-01-15T16:00")
+        stamp(core1, "resolution", "Done", "2026-01-15T16:00")
+        Ticket.objects.filter(pk=core1.pk).update(resolved_at=_utc("2026-01-15T16:00"))
+        # CORE-2: assigned to the user by the lead (01-21), unassigned by the admin (01-22)
+        ticket_update(ticket=core2, actor=lead, data={"assignee": "user_alpha"})
+        stamp(core2, "assignee", "User Alpha", "2026-01-21T08:00")
+        ticket_update(ticket=core2, actor=admin, data={"assignee": None})
+        stamp(core2, "assignee", None, "2026-01-22T08:00")
+        # CORE-3: started by the lead (02-02); a comment
+        ticket_move_to_status(ticket=core3, actor=lead, status_ref="In Progress")
+        stamp(core3, "status", "In Progress", "2026-02-02T09:00")
+        Comment.objects.create(ticket=core3, author=world_a.lead, body="The indexes were rebuilt")
+        # CORE-4: High -> Highest by the admin (02-03); CORE-1 blocks CORE-4
+        ticket_update(ticket=core4, actor=admin, data={"priority": "Highest"})
+        stamp(core4, "priority", "Highest", "2026-02-03T11:00")
+        TicketLink.objects.create(source=core1, target=core4, type="blocks")
+        severity_id = CustomField.objects.get(name="Severity").pk
+    connection.set_schema_to_public()
+    return {"severity_id": severity_id}
+
+
+def _keys(world, user, jql: str) -> list[str]:
+    with schema_context(world.schema):
+        member = _member(world, user)
+        tenant = Tenant.objects.get(schema_name=world.schema)
+        tickets = jql_compile_postgres(jql_parse(jql), member=member, tenant=tenant)
+        keys = list(tickets.values_list("key", flat=True))
+    connection.set_schema_to_public()
+    return keys
+
+
+def _error(world, user, jql: str) -> str:
+    with pytest.raises(JqlError) as caught:
+        _keys(world, user, jql)
+    return caught.value.message
+
+
+ALL = ["CORE-5", "CORE-4", "CORE-3", "CORE-2", "CORE-1"]  # default order: created DESC
+C = lambda *numbers: [f"CORE-{n}" for n in numbers]  # noqa: E731
+
+QUERIES = [
+    ("", ALL),
+    ("project = CORE", ALL),
+    ("project = core", ALL),
+    ('project = "Core platform"', ALL),
+    ('project in projectsLeadByUser("lead@alpha.test")', ALL),
+    # keys
+    ("key = CORE-2", C(2)),
+    ("issue in (CORE-1, core-3)", C(3, 1)),
+    ("issuekey > CORE-3", C(5, 4)),
+    ("key <= CORE-2 ORDER BY key", C(1, 2)),
+    ('issue in linkedIssues("CORE-1")', C(4)),
+    ('issue in linkedIssues("CORE-4")', C(1)),
+    ('issue in updatedBy("lead@alpha.test")', C(3, 2)),
+    # closed reference fields, case-insensitive
+    ("type = Bug", C(4, 1)),
+    ("issuetype in (story, TASK)", C(5, 3, 2)),
+    ("type in standardIssueTypes()", ALL),
+    ("type in subtaskIssueTypes()", []),
+    ('status = "To Do"', C(5, 4, 2)),
+    ('status = "in progress"', C(3)),
+    ("status != Done", C(5, 4, 3, 2)),
+    ('status not in ("To Do", Done)', C(3)),
+    ("statusCategory = Done", C(1)),
+    ('statusCategory != "To Do"', C(3, 1)),
+    ("statusCategory = indeterminate", C(3)),
+    ("priority = High", C(1)),
+    ("priority > Medium", C(4, 1)),
+    ("priority <= low", C(5, 3)),
+    ("priority in (Highest, Lowest)", C(5, 4)),
+    ("resolution = Done", C(1)),
+    ("resolution = Unresolved", C(5, 4, 3, 2)),
+    ("resolution is EMPTY", C(5, 4, 3, 2)),
+    ("resolution IS NOT EMPTY", C(1)),
+    # users
+    ("assignee = user_alpha", C(1)),
+    ("assignee = currentUser()", C(1)),
+    ('assignee = "LEAD@alpha.test"', C(3)),
+    ("assignee is EMPTY", C(5, 2)),
+    ("assignee = EMPTY", C(5, 2)),
+    ("assignee IS NULL", C(5, 2)),
+    ("assignee != user_alpha", C(4, 3)),
+    ("assignee not in (user_alpha)", C(4, 3)),
+    ("assignee in (EMPTY, lead_alpha)", C(5, 3, 2)),
+    ('assignee in membersOf("developers")', C(3, 1)),
+    ('reporter = "admin@alpha.test"', ALL),
+    ("creator = currentUser()", []),
+    ("watcher = currentUser()", C(2, 1)),
+    ("watchers = lead_alpha", C(3)),
+    # text: stemmed words, prefixes, phrases; text covers comments
+    ("summary ~ checkout", C(1)),
+    ('summary ~ "check*"', C(1)),
+    ("summary ~ migration", C(3)),
+    ("summary !~ checkout", C(5, 4, 3, 2)),
+    ("description ~ crash", C(1)),
+    ("description is EMPTY", C(3)),
+    ('comment ~ "index"', C(3)),
+    ('text ~ "index"', C(3)),
+    ("text ~ run", C(5, 1)),
+    ('text ~ "mode dark"', C(2)),
+    ('text ~ "\\"dark mode\\""', C(2)),
+    ('text ~ "\\"mode dark\\""', []),
+    ('text ~ "dark safari"', []),
+    ("text !~ run", C(4, 3, 2)),
+    # label sets, components, versions
+    ("labels = ui", C(4, 2, 1)),
+    ("labels in (payments, nothing)", C(1)),
+    ("labels != payments", C(4, 2)),
+    ("labels not in (ui)", []),
+    ("labels is EMPTY", C(5, 3)),
+    ("component = api", C(1)),
+    ("component in (API, ui)", C(2, 1)),
+    ("component is empty", C(5, 4, 3)),
+    ("component != api", C(2)),
+    ('fixVersion = "1.0"', C(1)),
+    ("fixVersion is EMPTY", C(5, 4, 3, 2)),
+    # dates: date-only literals are whole days in the tenant's time zone (UTC here)
+    ("created = 2026-01-31", C(3)),
+    ('created = "2026/02/01"', C(4)),
+    ("created > 2026-01-31", C(5, 4)),
+    ("created >= 2026-01-31", C(5, 4, 3)),
+    ("created < 2026-01-20", C(1)),
+    ("created <= 2026-01-20", C(2, 1)),
+    ('created >= "2026-01-31 12:00"', C(5, 4)),
+    ('createdDate < "2026/01/31 10:00"', C(2, 1)),
+    ("created > -1d", C(5)),
+    ("created < -30d", C(4, 3, 2, 1)),
+    ("created >= startOfDay()", C(5)),
+    ("created < endOfDay(-1)", C(4, 3, 2, 1)),
+    ("created >= startOfWeek()", C(5)),
+    ("created <= endOfWeek()", ALL),
+    ("created >= startOfYear()", ALL),
+    ("created < startOfYear()", []),
+    ('created >= startOfMonth("-9")', C(5, 4)),
+    ('created >= startOfMonth("-10M")', ALL),
+    ("created < now()", ALL),
+    ("created > endOfMonth()", []),
+    ("created >= startOfYear(-1) AND created < endOfYear(-1)", []),
+    ('updated >= "2026/02/03"', C(5, 4)),
+    ("due = 2026-01-31", C(3)),
+    ("due < 2026-02-10", C(3)),
+    ('duedate <= "2026/02/10"', C(3, 1)),
+    ("due is EMPTY", C(5, 4, 2)),
+    ("due > now()", []),
+    ("resolved >= 2026-01-15", C(1)),
+    ("resolutionDate is empty", C(5, 4, 3, 2)),
+    # numbers
+    ('"story points" > 2', C(2, 1)),
+    ("storypoints = 1", C(4)),
+    ('"Story Points" is empty', C(5, 3)),
+    ('"story points" != 8', C(4, 1)),
+    ('"story points" in (1, 8)', C(4, 2)),
+    # hierarchy
+    ("parent is EMPTY", ALL),
+    ('"epic link" is empty', ALL),
+    # custom fields by name
+    ("Severity = s1", C(1)),
+    ("severity in (S1, S2)", C(2, 1)),
+    ("Severity != S1", C(2)),
+    ("Severity is EMPTY", C(5, 4, 3)),
+    ("Customer ~ globex", C(1)),
+    ("Customer is not empty", C(1)),
+    # history: WAS (held at some time) and CHANGED (creation is not a change)
+    ('status WAS "To Do"', ALL),
+    ('status WAS "In Progress"', C(3, 1)),
+    ("status was done", C(1)),
+    ('status WAS NOT "In Progress"', C(5, 4, 2)),
+    ('status WAS IN ("In Progress", Done)', C(3, 1)),
+    ('status WAS NOT IN ("In Progress", Done)', C(5, 4, 2)),
+    ('status WAS "In Progress" BEFORE 2026-01-13', C(1)),
+    ('status WAS "In Progress" AFTER 2026-01-20', C(3)),
+    ('status WAS "In Progress" ON 2026-01-13', C(1)),
+    ('status WAS "In Progress" DURING (2026-01-14, 2026-01-16)', C(1)),
+    ('status WAS "In Progress" DURING ("2026-01-15 17:00", 2026-01-31)', []),
+    ('status WAS "To Do" ON 2026-01-11', C(1)),
+    ('status WAS "In Progress" BY lead_alpha', C(3)),
+    ("assignee WAS user_alpha", C(2, 1)),
+    ('assignee WAS currentUser() BY "lead@alpha.test"', C(2)),
+    ("assignee WAS EMPTY", C(5, 2)),
+    ("priority WAS High", C(4, 1)),
+    ("priority CHANGED", C(4)),
+    ("priority CHANGED FROM High TO Highest", C(4)),
+    ("priority CHANGED TO Low", []),
+    ("status CHANGED", C(3, 1)),
+    ('status CHANGED FROM "To Do" TO "In Progress"', C(3, 1)),
+    ("status CHANGED TO Done AFTER 2026-01-14", C(1)),
+    ("status CHANGED TO Done BEFORE 2026-01-15", []),
+    ("status CHANGED ON 2026-01-15", C(1)),
+    ('status CHANGED BY "lead@alpha.test"', C(3)),
+    ("status CHANGED DURING (2026-02-01, 2026-02-28)", C(3)),
+    ("status CHANGED AFTER -1d", []),
+    ("assignee CHANGED", C(2)),
+    ("assignee CHANGED TO EMPTY", C(2)),
+    ("resolution CHANGED", C(1)),
+    ("type CHANGED", []),
+    # logic
+    ("type = Bug AND priority = Highest", C(4)),
+    ('type = Bug OR status = "In Progress"', C(4, 3, 1)),
+    ("type = Bug && priority = High || labels is empty", C(5, 3, 1)),
+    ("type = Bug AND (priority = High OR labels is empty)", C(1)),
+    ("NOT type = Bug", C(5, 3, 2)),
+    ("!(type = Bug OR type = Task)", C(2)),
+    ("NOT assignee = user_alpha", C(5, 4, 3, 2)),
+    # ordering: priority by rank, status by its order, empty last, id breaks ties
+    ("ORDER BY priority DESC", C(4, 1, 2, 3, 5)),
+    ("project = CORE ORDER BY priority ASC", C(5, 3, 2, 1, 4)),
+    ("ORDER BY status ASC, key DESC", C(5, 4, 2, 3, 1)),
+    ("ORDER BY key", C(1, 2, 3, 4, 5)),
+    ("ORDER BY created ASC", C(1, 2, 3, 4, 5)),
+    ('ORDER BY "story points" DESC', C(2, 1, 4, 5, 3)),
+    ("ORDER BY assignee ASC, key ASC", C(4, 3, 1, 2, 5)),
+    ("ORDER BY severity DESC, key", C(2, 1, 3, 4, 5)),
+    ("ORDER BY due ASC", C(3, 1, 2, 4, 5)),
+    ("ORDER BY updated DESC", C(5, 4, 3, 2, 1)),
+]
+
+
+@pytest.mark.parametrize(("jql", "expected"), QUERIES, ids=[q for q, _ in QUERIES])
+def test_jql_returns_the_expected_keys_in_order(world_a, search_world, jql, expected):
+    # when / then
+    assert _keys(world_a, world_a.user, jql) == expected
+
+
+ERRORS = [
+    (
+        "foo = bar",
+        "Field 'foo' does not exist or you do not have permission to view it "
+        "at line 1, character 1",
+    ),
+    (
+        "priority ~ High",
+        "The operator '~' is not supported by the 'priority' field at line 1, character 1",
+    ),
+    (
+        "labels > x",
+        "The operator '>' is not supported by the 'labels' field at line 1, character 1",
+    ),
+    (
+        "status = Limbo",
+        "The value 'Limbo' does not exist for the field 'status' at line 1, character 10",
+    ),
+    (
+        "status in (Done, Limbo)",
+        "The value 'Limbo' does not exist for the field 'status' at line 1, character 18",
+    ),
+    (
+        "project = SECRET",
+        "The value 'SECRET' does not exist for the field 'project' at line 1, character 11",
+    ),
+    (
+        "component = nope",
+        "The value 'nope' does not exist for the field 'component' at line 1, character 13",
+    ),
+    (
+        "statusCategory = Later",
+        "The value 'Later' does not exist for the field 'statusCategory' at line 1, character 18",
+    ),
+    (
+        "assignee = nobody",
+        "The value 'nobody' does not exist for the field 'assignee' at line 1, character 12",
+    ),
+    (
+        "severity = S9",
+        "The value 'S9' does not exist for the field 'Severity' at line 1, character 12",
+    ),
+    ("assignee = whoever()", "Unable to find JQL function 'whoever()' at line 1, character 12"),
+    (
+        "created > now(1)",
+        "Function 'now' expects no arguments but received 1 at line 1, character 11",
+    ),
+    (
+        "assignee in membersOf()",
+        "Function 'membersOf' expects exactly 1 argument but received 0 at line 1, character 13",
+    ),
+    (
+        'assignee in membersOf("ghosts")',
+        "Function 'membersOf' cannot find the group 'ghosts' at line 1, character 13",
+    ),
+    (
+        'created > startOfDay("soon")',
+        "Function 'startOfDay' expects an offset such as "
+        '"-1", "+2d" or "1M" but got \'soon\' at line 1, character 11',
+    ),
+    (
+        "status = now()",
+        "The function 'now()' is not supported by the 'status' field at line 1, character 10",
+    ),
+    ("sprint in openSprints()", "Sprints are not available yet at line 1, character 1"),
+    ("type in openSprints()", "Sprints are not available yet at line 1, character 9"),
+    ('filter = "My bugs"', "Saved filters are not available yet at line 1, character 1"),
+    (
+        "created > tomorrow",
+        "Date value 'tomorrow' is invalid. Valid formats include: "
+        "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+        "format e.g. '-5d', '4w 2d' at line 1, character 11",
+    ),
+    ("created > 2026-02-30", "Date value '2026-02-30' is invalid at line 1, character 11"),
+    (
+        '"story points" > lots',
+        "The value 'lots' is not a valid number for the field "
+        "'Story Points' at line 1, character 18",
+    ),
+    ("ORDER BY text", "Field 'text' does not support sorting at line 1, character 10"),
+    (
+        "summary ~ '!!!'",
+        "The text query '!!!' for the field 'summary' is not valid at line 1, character 11",
+    ),
+    (
+        "cf[999999] = x",
+        "Field 'cf[999999]' does not exist or you do not have permission "
+        "to view it at line 1, character 1",
+    ),
+    (
+        'issue in linkedIssues("NOPE-1")',
+        "Issue 'NOPE-1' could not be found in function 'linkedIssues' at line 1, character 10",
+    ),
+]
+
+
+@pytest.mark.parametrize(("jql", "message"), ERRORS, ids=[q for q, _ in ERRORS])
+def test_invalid_jql_is_an_error_with_its_position(world_a, search_world, jql, message):
+    assert _error(world_a, world_a.user, jql) == message
+
+
+def test_custom_field_by_id(world_a, search_world):
+    jql = f"cf[{search_world['severity_id']}] = S2"
+    assert _keys(world_a, world_a.user, jql) == ["CORE-2"]
+
+
+def test_user_does_not_see_tickets_of_a_private_project(world_a, search_world):
+    # when
+    as_user = _keys(world_a, world_a.user, "summary ~ checkout")
+    as_lead = _keys(world_a, world_a.lead, "summary ~ checkout")
+    # then
+    assert as_user == ["CORE-1"]
+    assert as_lead == ["SECRET-1", "CORE-1"]
+    assert _keys(world_a, world_a.lead, "project = secret") == ["SECRET-1"]
+
+
+def test_dates_follow_the_tenant_time_zone(world_a, search_world):
+    # given a tenant in New York: CORE-4 (02:00 UTC Feb 1) was created on Jan 31 there
+    Tenant.objects.filter(pk=world_a.tenant.pk).update(time_zone="America/New_York")
+    # then
+    assert _keys(world_a, world_a.user, "created = 2026-01-31") == ["CORE-4", "CORE-3"]
+    assert _keys(world_a, world_a.user, "created > 2026-01-31") == ["CORE-5"]
+
+
+# -- the API -------------------------------------------------------------------------------
+
+
+def _mounted_urlconf() -> str | None:
+    """The tests run against the real API once saas/api.py mounts the router; until then
+    against a NinjaAPI of their own with the same error handling and authentication."""
+    from search.api import router
+
+    if getattr(router, "api", None) is not None:
+        return None
+    return __name__
+
+
+def _build_urlpatterns() -> list[Any]:
+    from ninja import NinjaAPI
+
+    from accounts.authentication import member_auth
+    from saas.api import install_error_handlers
+    from search.api import router
+
+    if getattr(router, "api", None) is not None:
+        return []
+    api = NinjaAPI(urls_namespace="search_test_api", auth=member_auth, docs_url=None)
+    install_error_handlers(api)
+    api.add_router("/search", router)
+    return [path("api/v1/", include(api.urls[:2], namespace=api.urls[2]))]
+
+
+urlpatterns = _build_urlpatterns()
+
+
+@pytest.fixture
+def search_api(settings):
+    urlconf = _mounted_urlconf()
+    if urlconf:
+        settings.ROOT_URLCONF = urlconf
+
+
+def test_advanced_search_answers_a_page_of_tickets(user_a, world_a, search_world, search_api):
+    # when
+    response = user_a.get(
+        "/api/v1/search/advanced", jql="labels = ui ORDER BY key", offset=1, limit=1
+    )
+    # then
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["total"], body["offset"], body["limit"]) == (3, 1, 1)
+    assert [item["key"] for item in body["items"]] == ["CORE-2"]
+    item = body["items"][0]
+    assert item["status"]["name"] == "To Do"
+    assert item["type"]["name"] == "Story"
+    assert item["components"] == [{"id": item["components"][0]["id"], "name": "ui"}]
+    assert item["custom_fields"] == {"Severity": "S2"}
+
+
+def test_advanced_search_query_count_is_pinned(
+    user_a, world_a, search_world, search_api, django_assert_num_queries
+):
+    # one lookup of the status named, count, page, and the three prefetches;
+    # the rest is authentication and tenant routing
+    with django_assert_num_queries(10):
+        response = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
+    assert response.status_code == 200
+    assert [item["key"] for item in response.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
+
+
+def test_advanced_search_rejects_malformed_jql(user_a, search_world, search_api):
+    response = user_a.get("/api/v1/search/advanced", jql="status = Limbo")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "jql_invalid",
+            "message": "The value 'Limbo' does not exist for the field 'status' "
+            "at line 1, character 10",
+            "details": {"line": 1, "column": 10},
+        }
+    }
+
+
+def test_advanced_search_rejects_a_syntax_error(user_a, search_world, search_api):
+    response = user_a.get("/api/v1/search/advanced", jql="status = ")
+    assert response.status_code == 400
+    body = response.json()["error"]
+    assert body["code"] == "jql_invalid"
+    assert body["details"] == {"line": 1, "column": 10}
+
+
+def test_simple_search_compiles_to_the_same_engine(user_a, search_world, search_api):
+    # when
+    response = user_a.get(
+        "/api/v1/search/tickets",
+        q="checkout",
+        project="core",
+        status="Done,To Do",
+        assignee="me",
+        priority="high",
+        created_after="2026-01-10",
+        created_before="2026-01-11",
+    )
+    # then
+    assert response.status_code == 200, response.content
+    assert [item["key"] for item in response.json()["items"]] == ["CORE-1"]
+    unassigned = user_a.get("/api/v1/search/tickets", assignee="unassigned")
+    assert [item["key"] for item in unassigned.json()["items"]] == ["CORE-5", "CORE-2"]
+    bad = user_a.get("/api/v1/search/tickets", status="Limbo")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"] == (
+        "The value 'Limbo' does not exist for the field 'status'"
+    )
