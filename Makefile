@@ -1,5 +1,8 @@
-# make run  — start the platform (embedded PostgreSQL/Redis when none is configured)
-# make test — install everything and run the whole suite
+# make run   — start the platform: web, worker, beat (embedded PostgreSQL/Redis unless
+#              DATABASE_URL/REDIS_URL are set); Ctrl-C stops everything
+# make test  — create the virtualenv, install, run the whole suite (the machine's
+#              PostgreSQL/Redis when they answer on the default ports, embedded otherwise)
+# make bench — the provisioning benchmark (bench/provision.py)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +12,6 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,7 +21,10 @@ run: $(STAMP)
 	$(PY) -m saas.run
 
 test: $(STAMP)
-	$(PY) -m saas.embedded -- $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m saas.embedded --mode test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m saas.embedded --mode test -- $(PY) -m bench.provision $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,4 +38,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy .
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data staticfiles
