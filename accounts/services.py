@@ -49,9 +49,15 @@ def identity_validate(
 
 
 def identity_create(
-    *, email: str, password: str | None, username: str = "", display_name: str = ""
+    *,
+    email: str,
+    password: str | None,
+    username: str = "",
+    display_name: str = "",
+    password_hash: str | None = None,
 ) -> User:
-    """Create a global identity; 409 if the email or username is taken."""
+    """Create a global identity; 409 if the email or username is taken. A caller that
+    already validated and hashed the password passes `password_hash` instead."""
     email = email.strip().lower()
     identity_validate(email=email, password=password, username=username, display_name=display_name)
     if User.objects.filter(email__iexact=email).exists():
@@ -62,14 +68,19 @@ def identity_create(
     first, _, last = display_name.strip().partition(" ")
     try:
         with transaction.atomic():
-            return User.objects.create_user(
+            user = User(
                 email=email,
                 username=username,
-                password=password,
                 display_name=display_name.strip(),
                 first_name=first,
                 last_name=last,
             )
+            if password_hash is not None:
+                user.password = password_hash
+            else:
+                user.set_password(password)
+            user.save()
+            return user
     except IntegrityError as exc:  # lost a race on the unique constraints
         raise Conflict("An account with this email or username already exists.") from exc
 

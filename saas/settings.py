@@ -191,7 +191,7 @@ AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = env_list(
     "PASSWORD_HASHERS",
     [
-        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "accounts.hashers.Argon2idHasher",
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     ],
 )

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -50,22 +51,50 @@ class SignupResult:
     membership: Membership
 
 
-@transaction.atomic
 def tenant_signup(
     *, company_name: str, subdomain: str, admin_email: str, admin_password: str, admin_name: str
 ) -> SignupResult:
     """Create a tenant with its domain, schema (cloned from the template), admin identity
-    and ADMIN membership. Any failure rolls everything back, the schema included."""
+    and ADMIN membership. Any failure rolls everything back, the schema included.
+
+    Password checks and hashing (argon2, the slow part) happen before the transaction
+    opens, so its locks are held only for the writes."""
+    admin_email = admin_email.strip().lower()
+    existing = User.objects.filter(email__iexact=admin_email).first()
+    password_ok = existing.check_password(admin_password) if existing else None
+    password_hash = make_password(admin_password) if existing is None else None
+    with transaction.atomic():
+        return _tenant_signup(
+            company_name=company_name,
+            subdomain=subdomain,
+            admin_email=admin_email,
+            admin_password=admin_password,
+            admin_name=admin_name,
+            existing=existing,
+            password_ok=password_ok,
+            password_hash=password_hash,
+        )
+
+
+def _tenant_signup(
+    *,
+    company_name: str,
+    subdomain: str,
+    admin_email: str,
+    admin_password: str,
+    admin_name: str,
+    existing: User | None,
+    password_ok: bool | None,
+    password_hash: str | None,
+) -> SignupResult:
     problems = [{"field": "subdomain", "message": m} for m in subdomain_problems(subdomain)]
     if not company_name.strip():
         problems.append({"field": "company_name", "message": "Enter your company's name."})
     if problems:
         raise Invalid("Invalid signup.", details=problems)
-    admin_email = admin_email.strip().lower()
-    existing = User.objects.filter(email__iexact=admin_email).first()
     if existing is None:
         identity_validate(email=admin_email, password=admin_password, display_name=admin_name)
-    elif not existing.check_password(admin_password):
+    elif not password_ok:
         raise Conflict(
             "An account with this email exists; sign up with its password to add a workspace.",
             code="email_taken",
@@ -90,7 +119,7 @@ def tenant_signup(
         ) from exc
     schema_clone_from_template(schema_name=tenant.schema_name)
     admin = existing or identity_create(
-        email=admin_email, password=admin_password, display_name=admin_name
+        email=admin_email, password=None, password_hash=password_hash, display_name=admin_name
     )
     with schema_context(tenant.schema_name):
         membership = membership_create(user=admin, role=Role.ADMIN, actor=admin)

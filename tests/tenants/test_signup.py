@@ -201,9 +201,11 @@ def test_signup_is_served_only_on_the_public_host(anon_a):
 
 def test_signup_stores_argon2_hashes_in_production_configuration(public_api, settings):
     # given the production hasher
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["accounts.hashers.Argon2idHasher"]
     # when
     response = public_api.post("/api/v1/signup", VALID)
     # then
     assert response.status_code == 201
-    assert User.objects.get(email="wile@acme.example").password.startswith("argon2$argon2id$")
+    assert User.objects.get(email="wile@acme.example").password.startswith(
+        "argon2$argon2id$v=19$m=47104,t=2,p=1$"
+    )
