@@ -20,6 +20,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m saas.run
 
+PYTEST_ARGS ?= -n 2
+
 test: $(STAMP)
 	$(PY) -m saas.embedded --mode test -- $(PY) -m pytest $(PYTEST_ARGS)
 
