@@ -16,13 +16,16 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django_tenants.utils import schema_context
 
-from accounts.members.models import Role
+from accounts.members.models import Membership, Role
 from accounts.models import User
 from accounts.services import identity_create, membership_create
 from accounts.user_services import group_create
 from saas.tenancy import public_schema_set
 from tenants.models import Tenant
 from tenants.services import tenant_signup
+from tickets.project_services import project_create
+from tickets.services import ticket_create
+from tickets.workflow_engine import ticket_move_to_status
 
 DEMO_SUBDOMAIN = "demo"
 DEMO_COMPANY = "Demo Company"
@@ -133,8 +136,47 @@ def _demo_tenant_ensure(credentials: dict[str, str]) -> bool:
                 description="The people who build the product.",
                 member_ids=member_ids,
             )
+            _sample_tickets(admin=result.membership, member_ids=member_ids)
         public_schema_set()
     return True
+
+
+SAMPLE_TICKETS = [
+    # summary, type, priority, status, assignee index (None: unassigned), labels
+    ("Set up continuous integration", "Task", "High", "Done", 0, ["infra"]),
+    ("Login page shows a blank screen on Safari", "Bug", "Highest", "In Progress", 1, ["ui"]),
+    ("Customers can export tickets to CSV", "Story", "Medium", "To Do", None, ["export"]),
+    ("Write the onboarding guide", "Task", "Low", "In Review", 0, ["docs"]),
+    ("Slow search on large projects", "Bug", "High", "To Do", 1, ["performance"]),
+]
+
+
+def _sample_tickets(*, admin: Membership, member_ids: list[int]) -> None:
+    """A project with a few tickets in different states, so the demo is not empty."""
+    project = project_create(
+        actor=admin,
+        key="DEMO",
+        name="Demo product",
+        description="A sample project to try tickets, workflows and search.",
+    )
+    epic = ticket_create(
+        project=project, actor=admin, data={"summary": "Launch version 1.0", "type": "Epic"}
+    )
+    for summary, kind, priority, status, who, labels in SAMPLE_TICKETS:
+        ticket = ticket_create(
+            project=project,
+            actor=admin,
+            data={
+                "summary": summary,
+                "type": kind,
+                "priority": priority,
+                "labels": labels,
+                "epic": epic.key,
+                "assignee": member_ids[who] if who is not None else None,
+            },
+        )
+        if status != "To Do":
+            ticket_move_to_status(ticket=ticket, actor=admin, status_ref=status)
 
 
 def demo_seed(*, credentials_file: Path | None = None) -> DemoSeedResult:
