@@ -180,27 +180,15 @@ def main() -> int:
 
     name = os.environ.get("BENCH_DATABASE_NAME", "saas_bench")
     url = database_url_with_name(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL), name)
-    database_ensure(url, name)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "saas.settings"
-    os.environ.pop("PASSWORD_HASHERS", None)  # production's: argon2 first
-    os.environ["CELERY_BROKER_URL"] = "memory://localhost//"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from bench.setup import bench_django_setup
 
-    import django
-
-    django.setup()
+    bench_django_setup(database_url=url, database_name=name)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from tenants.provisioning import schema_clone_from_template
 
     assert "Argon2" in settings.PASSWORD_HASHERS[0], "bench the production password hasher"
-    started = time.perf_counter()
-    call_command("migrate_platform", verbosity=0)
-    print(f"database {name} on {settings.DATABASES['default']['HOST'] or 'localhost'}")
-    print(f"migrate_platform: {time.perf_counter() - started:.2f} s")
     removed = leftovers_delete()
     if removed:
         print(f"deleted {removed} tenants left by an earlier run")

@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.provision import database_ensure, percentile
+from bench.provision import percentile
+from bench.setup import bench_django_setup
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/saas_bench_transitions"
 SUBDOMAIN = "bench-transitions"
@@ -86,17 +87,7 @@ def main() -> int:
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    database_ensure(url, url.rsplit("/", 1)[1].split("?")[0])
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "saas.settings"
-    os.environ["CELERY_BROKER_URL"] = "memory://"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    bench_django_setup(database_url=url, database_name=url.rsplit("/", 1)[1].split("?")[0])
     from django.db import connection
     from django.db.models import Count
     from django_tenants.utils import schema_context
@@ -108,11 +99,6 @@ def main() -> int:
     from tickets.project_services import project_create
     from tickets.workflow_engine import ticket_transition, workflow_version_for
 
-    started = time.perf_counter()
-    call_command("migrate_platform", verbosity=0)
-    db = settings.DATABASES["default"]
-    print(f"database {db['NAME']} on {db['HOST'] or 'localhost'}")
-    print(f"migrate_platform: {time.perf_counter() - started:.2f} s")
     leftovers_delete()
     signup = tenant_signup(
         company_name="Bench Transitions",
