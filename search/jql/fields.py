@@ -245,7 +245,7 @@ def catalogue_resolve(
         "Version": Version,
     }
     model = models[spec.catalogue or ""]
-    rows = projects_visible_to(member) if model is Project else model.objects.all()
+    rows = projects_visible_to(member) if model is Project else model._default_manager.all()
     wanted = [lit.value.strip() for lit in literals if not has_nul(lit.value)]
     cond = Q(pk__in=[])
     for text in wanted:

@@ -249,9 +249,7 @@ def function_ids(call: ast.FunctionCall, ctx: JqlContext) -> list[int]:
         _expect_args(call, display, 1, 1)
         group = Group.objects.filter(name__iexact=call.args[0].strip()).first()
         if group is None:
-            raise JqlError(
-                f"Function 'membersOf' cannot find the group '{call.args[0]}'", call.pos
-            )
+            raise JqlError(f"Function 'membersOf' cannot find the group '{call.args[0]}'", call.pos)
         return list(group.members.values_list("user_id", flat=True))
     if call.name in ("standardissuetypes", "subtaskissuetypes"):
         _expect_args(call, display, 0, 0)
