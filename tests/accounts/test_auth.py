@@ -189,7 +189,7 @@ def test_account_is_locked_after_too_many_failures_even_for_the_right_password(
     assert failures == [401, 401, 401]
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(locked["Retry-After"]) <= settings.LOGIN_FAILURE_WINDOW_SECONDS
+    assert int(locked["Retry-After"]) in range(1, settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
     assert refresh_tokens(world_a, world_a.user) == []
     assert other_account.status_code == 200
 
@@ -217,7 +217,7 @@ def test_address_is_locked_after_too_many_failures_in_that_tenant_only(settings,
     other_tenant = login(api_from(world_b.host, "198.51.100.7"), "user@bravo.test")
     # then
     assert same_address.status_code == 429
-    assert 1 <= int(same_address["Retry-After"]) <= settings.LOGIN_FAILURE_WINDOW_SECONDS
+    assert int(same_address["Retry-After"]) in range(1, settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
     assert other_address.status_code == 200
     assert other_tenant.status_code == 200
 

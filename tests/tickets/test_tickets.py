@@ -351,9 +351,10 @@ def test_watchers(admin_a, user_a, make_ticket, world_a):
     assert self_watch.status_code == 201
     assert add_other.status_code == 403
     assert admin_adds.status_code == 201
-    assert [w["username"] for w in listing.json()] == [
-        "admin_alpha" if False else w["username"] for w in listing.json()
-    ]
+    # ordered by username; usernames of identities made by signup derive from the email
+    assert [w["username"] for w in listing.json()] == sorted(
+        [world_a.admin.username, "lead_alpha", "user_alpha"]
+    )
     assert {w["id"] for w in listing.json()} == {world_a.admin.pk, world_a.user.pk, world_a.lead.pk}
     assert unwatch.status_code == 204
     assert again.status_code == 404
