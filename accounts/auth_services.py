@@ -42,6 +42,7 @@ from accounts.services import identity_create, identity_validate, membership_cre
 from accounts.tokens import jwt_read, secret_hash, secret_new
 from events.audit import audit_record
 from events.outbox import outbox_emit
+from events.record import change_record
 from saas.context import request_context
 from saas.errors import BadRequest, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit
@@ -163,18 +164,12 @@ def session_start(*, member: Membership, method: str, user_agent: str = "") -> T
     """Issue the token pair of a new login, recorded in the audit log."""
     pair = token_pair_issue(member=member, user_agent=user_agent)
     User.objects.filter(pk=member.user_id).update(last_login=timezone.now())
-    audit_record(
+    change_record(
+        "auth.login",
         actor=member,
-        action="auth.login",
         target_type="member",
         target_id=member.user_id,
         changes={"method": [None, method]},
-    )
-    outbox_emit(
-        "auth.login",
-        aggregate_type="member",
-        aggregate_id=member.user_id,
-        actor=member,
         payload={"user_id": member.user_id, "method": method},
     )
     return pair
@@ -226,18 +221,12 @@ def session_logout(*, member: Membership, access_token: str | None, refresh: str
                 revoked = RefreshToken.objects.filter(
                     membership=member, family=family, revoked_at__isnull=True
                 ).update(revoked_at=timezone.now())
-        audit_record(
+        change_record(
+            "auth.logout",
             actor=member,
-            action="auth.logout",
             target_type="member",
             target_id=member.user_id,
             changes={"refresh_tokens_revoked": [None, revoked]},
-        )
-        outbox_emit(
-            "auth.logout",
-            aggregate_type="member",
-            aggregate_id=member.user_id,
-            actor=member,
             payload={"user_id": member.user_id},
         )
     if access_token and not access_token.startswith(API_TOKEN_PREFIX):
@@ -256,18 +245,12 @@ def _sessions_revoke_all(*, member: Membership) -> int:
 def session_logout_all(*, member: Membership) -> None:
     """End every login of the member in this workspace (API tokens are left alone)."""
     revoked = _sessions_revoke_all(member=member)
-    audit_record(
+    change_record(
+        "auth.logout_all",
         actor=member,
-        action="auth.logout_all",
         target_type="member",
         target_id=member.user_id,
         changes={"refresh_tokens_revoked": [None, revoked]},
-    )
-    outbox_emit(
-        "auth.logout_all",
-        aggregate_type="member",
-        aggregate_id=member.user_id,
-        actor=member,
         payload={"user_id": member.user_id},
     )
 
@@ -356,18 +339,12 @@ def invitation_accept(
                 code="member_deactivated",
             )
         Invitation.objects.filter(pk=invitation.pk).update(accepted_at=now)
-        audit_record(
+        change_record(
+            "invitation.accepted",
             actor=user,
-            action="invitation.accepted",
             target_type="invitation",
             target_id=invitation.pk,
             changes={"accepted_at": [None, now.isoformat()]},
-        )
-        outbox_emit(
-            "invitation.accepted",
-            aggregate_type="invitation",
-            aggregate_id=invitation.pk,
-            actor=user,
             payload={"user_id": user.pk, "role": invitation.role},
         )
         return login_next_step(
@@ -474,18 +451,12 @@ def password_reset_complete(*, raw_token: str, password: str) -> None:
         # The password is global: every outstanding link, in any workspace, is spent.
         PasswordResetToken.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
         revoked = _sessions_revoke_all(member=member)
-        audit_record(
+        change_record(
+            "auth.password_reset",
             actor=user,
-            action="auth.password_reset",
             target_type="member",
             target_id=user.pk,
             changes={"refresh_tokens_revoked": [None, revoked]},
-        )
-        outbox_emit(
-            "auth.password_reset",
-            aggregate_type="member",
-            aggregate_id=user.pk,
-            actor=user,
             payload={"user_id": user.pk},
         )
     ratelimit_clear(key=_login_failure_keys(email=user.email)[0][0])
@@ -526,18 +497,12 @@ def api_token_create(
             continue
     else:
         raise Conflict("Could not allocate a token prefix; try again.")
-    audit_record(
+    change_record(
+        "auth.api_token_created",
         actor=member,
-        action="auth.api_token_created",
         target_type="api_token",
         target_id=token.pk,
         changes={"name": [None, name], "prefix": [None, prefix], "expires_at": [None, expires_at]},
-    )
-    outbox_emit(
-        "auth.api_token_created",
-        aggregate_type="api_token",
-        aggregate_id=token.pk,
-        actor=member,
         payload={"user_id": member.user_id, "prefix": prefix},
     )
     return token, raw
@@ -553,17 +518,11 @@ def api_token_revoke(*, member: Membership, token_id: int) -> None:
         return
     now = timezone.now()
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=now)
-    audit_record(
+    change_record(
+        "auth.api_token_revoked",
         actor=member,
-        action="auth.api_token_revoked",
         target_type="api_token",
         target_id=token.pk,
         changes={"revoked_at": [None, now]},
-    )
-    outbox_emit(
-        "auth.api_token_revoked",
-        aggregate_type="api_token",
-        aggregate_id=token.pk,
-        actor=member,
         payload={"user_id": member.user_id, "prefix": token.prefix},
     )

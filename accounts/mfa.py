@@ -25,8 +25,7 @@ from accounts.authentication import access_token_denylist_key
 from accounts.members.models import Membership, Role
 from accounts.models import User
 from accounts.tokens import jwt_mint, jwt_read
-from events.audit import audit_record
-from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit
 from saas.redis import redis_client
@@ -281,18 +280,12 @@ def totp_activate(*, member: Membership) -> list[str]:
     TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     codes = _backup_codes_replace(user=user)
-    audit_record(
+    change_record(
+        "auth.mfa_enabled",
         actor=member,
-        action="auth.mfa_enabled",
         target_type="member",
         target_id=user.pk,
         changes={"mfa_enabled": [False, True]},
-    )
-    outbox_emit(
-        "auth.mfa_enabled",
-        aggregate_type="member",
-        aggregate_id=user.pk,
-        actor=member,
         payload={"user_id": user.pk},
     )
     return codes
@@ -317,17 +310,11 @@ def backup_codes_regenerate(*, member: Membership, code: str) -> list[str]:
     mfa_code_verify(user=user, code=code, allow_backup=False)
     with transaction.atomic():
         codes = _backup_codes_replace(user=user)
-        audit_record(
+        change_record(
+            "auth.mfa_backup_codes_regenerated",
             actor=member,
-            action="auth.mfa_backup_codes_regenerated",
             target_type="member",
             target_id=user.pk,
-        )
-        outbox_emit(
-            "auth.mfa_backup_codes_regenerated",
-            aggregate_type="member",
-            aggregate_id=user.pk,
-            actor=member,
             payload={"user_id": user.pk},
         )
     return codes
@@ -346,17 +333,11 @@ def mfa_disable(*, member: Membership, tenant: Tenant, code: str) -> None:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
-        audit_record(
+        change_record(
+            "auth.mfa_disabled",
             actor=member,
-            action="auth.mfa_disabled",
             target_type="member",
             target_id=user.pk,
             changes={"mfa_enabled": [True, False]},
-        )
-        outbox_emit(
-            "auth.mfa_disabled",
-            aggregate_type="member",
-            aggregate_id=user.pk,
-            actor=member,
             payload={"user_id": user.pk},
         )

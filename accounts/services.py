@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from accounts.members.models import Group, Membership, Role
 from accounts.models import User
-from events.audit import audit_record
-from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Conflict, Invalid
 from saas.tenancy import current_schema
 from tenants.models import Tenant
@@ -102,18 +101,12 @@ def membership_create(
     if group_list:
         member.groups.set(group_list)
     Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") + 1)
-    audit_record(
+    change_record(
+        "member.created",
         actor=actor,
-        action="member.created",
         target_type="member",
         target_id=user.pk,
         changes={"role": [None, role], "groups": [None, [g.name for g in group_list]]},
-    )
-    outbox_emit(
-        "member.created",
-        aggregate_type="member",
-        aggregate_id=user.pk,
-        actor=actor,
         payload={"user_id": user.pk, "role": role},
     )
     return member
@@ -139,18 +132,12 @@ def membership_deactivate(*, member: Membership, actor: object) -> Membership:
     ApiToken.objects.filter(membership=member, revoked_at__isnull=True).update(revoked_at=now)
     Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") - 1)
     member.refresh_from_db()
-    audit_record(
+    change_record(
+        "member.deactivated",
         actor=actor,
-        action="member.deactivated",
         target_type="member",
         target_id=member.user_id,
         changes={"is_active": [True, False]},
-    )
-    outbox_emit(
-        "member.deactivated",
-        aggregate_type="member",
-        aggregate_id=member.user_id,
-        actor=actor,
         payload={"user_id": member.user_id},
     )
     return member

@@ -36,8 +36,8 @@ from accounts.services import (
     membership_deactivate,
 )
 from accounts.tokens import secret_hash, secret_new
-from events.audit import audit_record, field_changes
-from events.outbox import outbox_emit
+from events.audit import field_changes
+from events.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid
 from saas.tenancy import current_schema
 from tenants.models import Tenant
@@ -198,18 +198,12 @@ def member_update(
     if "groups" in changes and new_groups is not None:
         member.groups.set(new_groups)
     if changes:
-        audit_record(
+        change_record(
+            "member.updated",
             actor=actor,
-            action="member.updated",
             target_type="member",
             target_id=member.user_id,
             changes=changes,
-        )
-        outbox_emit(
-            "member.updated",
-            aggregate_type="member",
-            aggregate_id=member.user_id,
-            actor=actor,
             payload={"user_id": member.user_id, "fields": sorted(changes)},
         )
     if is_active is False:
@@ -242,18 +236,12 @@ def member_reactivate(*, member: Membership, actor: Membership) -> Membership:
     if not reactivated:
         return member
     Tenant.objects.filter(schema_name=current_schema()).update(member_count=F("member_count") + 1)
-    audit_record(
+    change_record(
+        "member.reactivated",
         actor=actor,
-        action="member.reactivated",
         target_type="member",
         target_id=member.user_id,
         changes={"is_active": [False, True]},
-    )
-    outbox_emit(
-        "member.reactivated",
-        aggregate_type="member",
-        aggregate_id=member.user_id,
-        actor=actor,
         payload={"user_id": member.user_id},
     )
     return member
@@ -301,9 +289,9 @@ def group_create(
     if members:
         group.members.add(*members)
     member_ids_sorted = sorted(m.user_id for m in members)
-    audit_record(
+    change_record(
+        "group.created",
         actor=actor,
-        action="group.created",
         target_type="group",
         target_id=group.pk,
         changes={
@@ -311,12 +299,6 @@ def group_create(
             "description": [None, description],
             "members": [None, member_ids_sorted],
         },
-    )
-    outbox_emit(
-        "group.created",
-        aggregate_type="group",
-        aggregate_id=group.pk,
-        actor=actor,
         payload={"group_id": group.pk, "name": name, "member_ids": member_ids_sorted},
     )
     return group
@@ -352,18 +334,12 @@ def group_update(
             group.save(update_fields=list(changes))
     except IntegrityError as exc:
         raise _group_name_taken(after["name"]) from exc
-    audit_record(
+    change_record(
+        "group.updated",
         actor=actor,
-        action="group.updated",
         target_type="group",
         target_id=group.pk,
         changes=changes,
-    )
-    outbox_emit(
-        "group.updated",
-        aggregate_type="group",
-        aggregate_id=group.pk,
-        actor=actor,
         payload={"group_id": group.pk, "fields": sorted(changes)},
     )
     return group
@@ -376,18 +352,12 @@ def group_delete(*, group: Group, actor: Membership) -> None:
     group_id, name = group.pk, group.name
     member_ids = sorted(group.members.values_list("user_id", flat=True))
     group.delete()
-    audit_record(
+    change_record(
+        "group.deleted",
         actor=actor,
-        action="group.deleted",
         target_type="group",
         target_id=group_id,
         changes={"name": [name, None], "members": [member_ids, None]},
-    )
-    outbox_emit(
-        "group.deleted",
-        aggregate_type="group",
-        aggregate_id=group_id,
-        actor=actor,
         payload={"group_id": group_id, "name": name},
     )
 
@@ -404,18 +374,12 @@ def group_members_add(*, group: Group, actor: Membership, user_ids: Sequence[int
         return group
     group.members.add(*new)
     added = sorted(m.user_id for m in new)
-    audit_record(
+    change_record(
+        "group.members_added",
         actor=actor,
-        action="group.members_added",
         target_type="group",
         target_id=group.pk,
         changes={"members_added": [None, added]},
-    )
-    outbox_emit(
-        "group.members_added",
-        aggregate_type="group",
-        aggregate_id=group.pk,
-        actor=actor,
         payload={"group_id": group.pk, "user_ids": added},
     )
     return group
@@ -429,18 +393,12 @@ def group_members_remove(*, group: Group, actor: Membership, member: Membership)
     deleted, _ = through.delete()
     if not deleted:
         return group
-    audit_record(
+    change_record(
+        "group.members_removed",
         actor=actor,
-        action="group.members_removed",
         target_type="group",
         target_id=group.pk,
         changes={"members_removed": [[member.user_id], None]},
-    )
-    outbox_emit(
-        "group.members_removed",
-        aggregate_type="group",
-        aggregate_id=group.pk,
-        actor=actor,
         payload={"group_id": group.pk, "user_ids": [member.user_id]},
     )
     return group
@@ -522,9 +480,9 @@ def invitation_create(
         raise
     if group_list:
         invitation.groups.set(group_list)
-    audit_record(
+    change_record(
+        "invitation.created",
         actor=actor,
-        action="invitation.created",
         target_type="invitation",
         target_id=invitation.pk,
         changes={
@@ -532,12 +490,6 @@ def invitation_create(
             "role": [None, role],
             "groups": [None, _group_names(group_list)],
         },
-    )
-    outbox_emit(
-        "invitation.created",
-        aggregate_type="invitation",
-        aggregate_id=invitation.pk,
-        actor=actor,
         payload={"invitation_id": invitation.pk, "email": email, "role": role},
     )
     invitation_email_send(invitation=invitation, raw_token=raw, inviter=actor)
@@ -585,18 +537,12 @@ def invitation_resend(*, invitation: Invitation, actor: Membership) -> Invitatio
     invitation.token_hash = secret_hash(raw)
     invitation.expires_at = timezone.now() + settings.INVITATION_TTL
     invitation.save(update_fields=["token_hash", "expires_at"])
-    audit_record(
+    change_record(
+        "invitation.resent",
         actor=actor,
-        action="invitation.resent",
         target_type="invitation",
         target_id=invitation.pk,
         changes={"status": [status, "pending"]},
-    )
-    outbox_emit(
-        "invitation.resent",
-        aggregate_type="invitation",
-        aggregate_id=invitation.pk,
-        actor=actor,
         payload={"invitation_id": invitation.pk, "email": invitation.email},
     )
     invitation_email_send(invitation=invitation, raw_token=raw, inviter=actor)
@@ -619,18 +565,12 @@ def invitation_revoke(*, invitation: Invitation, actor: Membership) -> Invitatio
         return invitation
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
-    audit_record(
+    change_record(
+        "invitation.revoked",
         actor=actor,
-        action="invitation.revoked",
         target_type="invitation",
         target_id=invitation.pk,
         changes={"status": [status, "revoked"]},
-    )
-    outbox_emit(
-        "invitation.revoked",
-        aggregate_type="invitation",
-        aggregate_id=invitation.pk,
-        actor=actor,
         payload={"invitation_id": invitation.pk, "email": invitation.email},
     )
     return invitation

@@ -12,8 +12,7 @@ from django_tenants.utils import schema_context
 from accounts.members.models import Membership, Role
 from accounts.models import User
 from accounts.services import identity_create, identity_validate, membership_create
-from events.audit import audit_record
-from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Conflict, Invalid
 from saas.tenancy import public_schema_set
 from tenants.models import Domain, OperatorAction, Tenant
@@ -123,18 +122,12 @@ def _tenant_signup(
     )
     with schema_context(tenant.schema_name):
         membership = membership_create(user=admin, role=Role.ADMIN, actor=admin)
-        audit_record(
+        change_record(
+            "tenant.created",
             actor=admin,
-            action="tenant.created",
             target_type="tenant",
             target_id=tenant.pk,
             changes={"name": [None, tenant.name]},
-        )
-        outbox_emit(
-            "tenant.created",
-            aggregate_type="tenant",
-            aggregate_id=tenant.pk,
-            actor=admin,
             payload={"subdomain": subdomain},
         )
     public_schema_set()

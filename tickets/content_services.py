@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.members.models import Membership
 from events.audit import audit_record
 from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import ApiError, Forbidden, Invalid, NotFound
 from saas.tenancy import current_schema
 from tickets.access import project_can_administer, project_require_write, tickets_visible_to
@@ -389,24 +390,19 @@ def _attachments_record(
         changes=[FieldChange("attachment", None, a.filename, None, a.pk) for a in attachments],
         at=now,
     )
-    audit_record(
+    change_record(
+        "attachment.created",
         actor=actor,
-        action="attachment.created",
         target_type="ticket",
         target_id=ticket.key,
         changes={"attachments": [None, [a.pk for a in attachments]]},
-    )
-    outbox_emit(
-        "attachment.created",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
         payload={
             "key": ticket.key,
             "attachments": [
                 {"id": a.pk, "filename": a.filename, "size": a.size} for a in attachments
             ],
         },
+        aggregate_id=ticket.pk,
     )
     return attachments
 
@@ -428,24 +424,18 @@ def attachment_delete(*, attachment: Attachment, actor: Membership) -> None:
         changes=[FieldChange("attachment", attachment.filename, None, attachment.pk, None)],
         at=now,
     )
-    audit_record(
+    change_record(
+        "attachment.deleted",
         actor=actor,
-        action="attachment.deleted",
         target_type="ticket",
         target_id=ticket.key,
         changes={"attachment": [attachment.filename, None]},
-    )
-    outbox_emit(
-        "attachment.deleted",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
-        # the key lets a sweeper retry a failed object deletion
         payload={
             "key": ticket.key,
             "attachment_id": attachment.pk,
             "storage_key": attachment.storage_key,
         },
+        aggregate_id=ticket.pk,
     )
     storage, key = attachment_storage(), attachment.storage_key
     transaction.on_commit(lambda: attachment_object_delete(storage=storage, key=key))

@@ -20,8 +20,8 @@ from django.db.models.functions import Lower
 from accounts.members.models import Membership
 from accounts.models import User
 from accounts.policy import ADMIN_PROJECT, ADMIN_TENANT, member_require
-from events.audit import audit_record, field_changes
-from events.outbox import outbox_emit
+from events.audit import field_changes
+from events.record import change_record
 from saas.errors import Conflict, Invalid, NotFound
 from saas.refs import MAX_DB_ID
 from tickets import fields as f
@@ -126,19 +126,14 @@ def _record(
 ) -> None:
     """The audit entry and the outbox event of a write, both named `action`."""
     target_type = "project" if isinstance(target, Project) else "custom_field"
-    audit_record(
+    change_record(
+        action,
         actor=actor,
-        action=action,
         target_type=target_type,
         target_id=target.key if isinstance(target, Project) else target.pk,
         changes=changes,
-    )
-    outbox_emit(
-        action,
-        aggregate_type=target_type,
-        aggregate_id=target.pk,
-        actor=actor,
         payload=payload,
+        aggregate_id=target.pk,
     )
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.members.models import Membership
 from events.audit import audit_record
 from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from tickets import fields as f
 from tickets.access import (
@@ -333,19 +334,14 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
         ],
         ignore_conflicts=True,
     )
-    audit_record(
+    change_record(
+        "ticket.created",
         actor=actor,
-        action="ticket.created",
         target_type="ticket",
         target_id=ticket.key,
         changes=changes_as_audit(plan.changes),
-    )
-    outbox_emit(
-        "ticket.created",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
         payload={"key": ticket.key, "project": project.key},
+        aggregate_id=ticket.pk,
     )
     return ticket
 
@@ -398,23 +394,18 @@ def ticket_update(
     history_record(ticket=ticket, actor=actor, changes=plan.changes, at=now)
     if "assignee" in plan.update_fields and ticket.assignee_id:
         Watcher.objects.get_or_create(ticket=ticket, user_id=ticket.assignee_id)
-    audit_record(
+    change_record(
+        "ticket.updated",
         actor=actor,
-        action="ticket.updated",
         target_type="ticket",
         target_id=ticket.key,
         changes=changes_as_audit(plan.changes),
-    )
-    outbox_emit(
-        "ticket.updated",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
         payload={
             "key": ticket.key,
             "fields": [c.field for c in plan.changes],
             "version": ticket.version,
         },
+        aggregate_id=ticket.pk,
     )
     return ticket
 
@@ -500,19 +491,14 @@ def ticket_link_add(
             )
         ],
     )
-    audit_record(
+    change_record(
+        "ticket.linked",
         actor=actor,
-        action="ticket.linked",
         target_type="ticket",
         target_id=source.key,
         changes={"link": [None, f"{link_type} {target.key}"]},
-    )
-    outbox_emit(
-        "ticket.linked",
-        aggregate_type="ticket",
-        aggregate_id=source.pk,
-        actor=actor,
         payload={"source": source.key, "target": target.key, "type": link_type},
+        aggregate_id=source.pk,
     )
     return link
 
@@ -554,19 +540,14 @@ def ticket_link_remove(*, ticket: Ticket, actor: Membership, link_id: int) -> No
             )
         ],
     )
-    audit_record(
+    change_record(
+        "ticket.unlinked",
         actor=actor,
-        action="ticket.unlinked",
         target_type="ticket",
         target_id=link.source.key,
         changes={"link": [f"{link.type} {link.target.key}", None]},
-    )
-    outbox_emit(
-        "ticket.unlinked",
-        aggregate_type="ticket",
-        aggregate_id=link.source_id,
-        actor=actor,
         payload={"source": link.source.key, "target": link.target.key, "type": link.type},
+        aggregate_id=link.source_id,
     )
 
 
@@ -588,19 +569,14 @@ def watcher_add(*, ticket: Ticket, actor: Membership, user_ref: Any) -> Watcher:
             raise Invalid("That member cannot see this ticket.")
     watcher, created = Watcher.objects.get_or_create(ticket=ticket, user_id=user_id)
     if created:
-        audit_record(
+        change_record(
+            "ticket.watcher_added",
             actor=actor,
-            action="ticket.watcher_added",
             target_type="ticket",
             target_id=ticket.key,
             changes={"watcher": [None, user_id]},
-        )
-        outbox_emit(
-            "ticket.watcher_added",
-            aggregate_type="ticket",
-            aggregate_id=ticket.pk,
-            actor=actor,
             payload={"key": ticket.key, "user_id": user_id},
+            aggregate_id=ticket.pk,
         )
     return watcher
 
@@ -614,17 +590,12 @@ def watcher_remove(*, ticket: Ticket, actor: Membership, user_id: int) -> None:
     deleted, _ = Watcher.objects.filter(ticket=ticket, user_id=user_id).delete()
     if not deleted:
         raise NotFound("That member is not watching this ticket.")
-    audit_record(
+    change_record(
+        "ticket.watcher_removed",
         actor=actor,
-        action="ticket.watcher_removed",
         target_type="ticket",
         target_id=ticket.key,
         changes={"watcher": [user_id, None]},
-    )
-    outbox_emit(
-        "ticket.watcher_removed",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
         payload={"key": ticket.key, "user_id": user_id},
+        aggregate_id=ticket.pk,
     )

@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from accounts.members.models import Group, Membership
 from accounts.policy import ADMIN_PROJECT, member_can
-from events.audit import audit_record
-from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Forbidden, Invalid, NotFound
 from tickets import fields as f
 from tickets.access import project_can_administer, project_require_write, project_role_of
@@ -425,18 +424,12 @@ def ticket_transition(
         )
     if ticket.assignee_id:
         Watcher.objects.get_or_create(ticket=ticket, user_id=ticket.assignee_id)
-    audit_record(
+    change_record(
+        "ticket.transitioned",
         actor=actor,
-        action="ticket.transitioned",
         target_type="ticket",
         target_id=ticket.key,
         changes={**changes_as_audit(changes), "transition": [None, raw["name"]]},
-    )
-    outbox_emit(
-        "ticket.transitioned",
-        aggregate_type="ticket",
-        aggregate_id=ticket.pk,
-        actor=actor,
         payload={
             "key": ticket.key,
             "transition": raw["name"],
@@ -445,6 +438,7 @@ def ticket_transition(
             "version": ticket.version,
             "workflow_version": version.number,
         },
+        aggregate_id=ticket.pk,
     )
     return ticket
 

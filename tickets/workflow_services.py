@@ -26,6 +26,7 @@ from accounts.members.models import Group, Membership
 from events.audit import audit_record
 from events.models import Job
 from events.outbox import outbox_emit
+from events.record import change_record
 from saas.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from saas.tenancy import current_schema
 from tickets import fields as f
@@ -402,9 +403,9 @@ def workflow_add(
         )
     except DefinitionProblems as exc:
         raise Invalid("The workflow is invalid.", details=_in_body(exc)) from exc
-    audit_record(
+    change_record(
+        "workflow.created",
         actor=actor,
-        action="workflow.created",
         target_type="workflow",
         target_id=workflow.pk,
         changes={
@@ -413,12 +414,6 @@ def workflow_add(
             "version": [None, 1],
             "template": [None, template],
         },
-    )
-    outbox_emit(
-        "workflow.created",
-        aggregate_type="workflow",
-        aggregate_id=workflow.pk,
-        actor=actor,
         payload={"project": project.key, "workflow_id": workflow.pk, "version": 1},
     )
     return workflow
@@ -519,18 +514,12 @@ def workflow_update(
         project=project, moves=moves, planned=planned, actor=actor, reason="workflow.updated"
     )
     record = _migration_record(migration, _mapping_names(moves)) if stored is not None else {}
-    audit_record(
+    change_record(
+        "workflow.updated",
         actor=actor,
-        action="workflow.updated",
         target_type="workflow",
         target_id=workflow.pk,
         changes={**changes, **{k: [None, v] for k, v in record.items()}},
-    )
-    outbox_emit(
-        "workflow.updated",
-        aggregate_type="workflow",
-        aggregate_id=workflow.pk,
-        actor=actor,
         payload={
             "project": project.key,
             "workflow_id": workflow.pk,
@@ -563,18 +552,12 @@ def workflow_delete(*, workflow: Workflow, actor: Membership) -> None:
             code="workflow_in_use",
             details={"used_by": used_by},
         )
-    audit_record(
+    change_record(
+        "workflow.deleted",
         actor=actor,
-        action="workflow.deleted",
         target_type="workflow",
         target_id=workflow.pk,
         changes={"project": [project.key, None], "name": [workflow.name, None]},
-    )
-    outbox_emit(
-        "workflow.deleted",
-        aggregate_type="workflow",
-        aggregate_id=workflow.pk,
-        actor=actor,
         payload={"project": project.key, "workflow_id": workflow.pk, "name": workflow.name},
     )
     workflow.delete()
@@ -666,24 +649,19 @@ def scheme_update(*, project: Project, actor: Membership, data: Mapping[str, Any
 
     changes = {label(k): [followed(before, k), followed(after, k)] for k in changed}
     record = _migration_record(migration, _mapping_names(moves))
-    audit_record(
+    change_record(
+        "workflow_scheme.updated",
         actor=actor,
-        action="workflow_scheme.updated",
         target_type="project",
         target_id=project.key,
         changes={**changes, **{k: [None, v] for k, v in record.items()}},
-    )
-    outbox_emit(
-        "workflow_scheme.updated",
-        aggregate_type="project",
-        aggregate_id=project.pk,
-        actor=actor,
         payload={
             "project": project.key,
             "changed": sorted(changes),
             **record,
             "ticket_ids": list(migration.ticket_ids),
         },
+        aggregate_id=project.pk,
     )
     return SchemeChange(project=project, migration=migration)
 

@@ -156,7 +156,7 @@ def test_signup_failing_midway_leaves_no_schema_tenant_domain_or_identity(public
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("tenants.services.outbox_emit", explode)
+    monkeypatch.setattr("tenants.services.change_record", explode)
     # when
     response = public_api.post("/api/v1/signup", VALID)
     # then
