@@ -117,6 +117,7 @@ def build_tenant_api() -> NinjaAPI:
     from accounts.api_users import groups_router, invitations_router, users_router
     from events.api import router as audit_router
     from search.api import router as search_router
+    from search.api_filters import router as filters_router
     from tickets.api import router as tickets_router
     from tickets.api_bulk import router as bulk_router
     from tickets.api_content import router as content_router
@@ -145,6 +146,7 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("", content_router)
     api.add_router("", workflows_router)
     api.add_router("/search", search_router)
+    api.add_router("/filters", filters_router)
     return api
 
 

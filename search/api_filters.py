@@ -1,0 +1,5 @@
+"""Saved filters."""
+
+from ninja import Router
+
+router = Router(tags=["filters"])
