@@ -17,6 +17,7 @@ from accounts.policy import ADMIN_PROJECT, READ_TICKETS, member_require
 from saas.errors import NotFound
 from saas.idempotency import idempotent
 from saas.pagination import Page
+from tickets import custom_field_services as custom_fields
 from tickets import project_selectors as selectors
 from tickets import project_services as services
 from tickets.access import project_get_for_user
@@ -227,7 +228,7 @@ def custom_field_post(request: AuthedRequest, body: CustomFieldIn):
     actor = _caller(request)
 
     def create() -> Any:
-        return services.custom_field_create(
+        return custom_fields.custom_field_create(
             actor=actor,
             name=body.name,
             type=body.type,
@@ -252,7 +253,7 @@ def custom_field_put(request: AuthedRequest, fieldId: int, body: CustomFieldUpda
     """Rename a field, change its description or options (tenant admins). Its type
     cannot change; removing an option that tickets hold answers 409."""
     custom_field = selectors.custom_field_get(field_id=fieldId)
-    return services.custom_field_update(
+    return custom_fields.custom_field_update(
         custom_field=custom_field, actor=_caller(request), data=body.changes()
     )
 
@@ -261,7 +262,7 @@ def custom_field_put(request: AuthedRequest, fieldId: int, body: CustomFieldUpda
 def custom_field_delete(request: AuthedRequest, fieldId: int):
     """Delete a field and its values on every ticket (tenant admins)."""
     custom_field = selectors.custom_field_get(field_id=fieldId)
-    services.custom_field_delete(custom_field=custom_field, actor=_caller(request))
+    custom_fields.custom_field_delete(custom_field=custom_field, actor=_caller(request))
     return Status(204, None)
 
 

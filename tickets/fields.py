@@ -5,7 +5,7 @@ Every resolver raises `FieldError(field, message)`; services collect them and an
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.members.models import Membership
 from accounts.models import User
+from saas.errors import Invalid
 from saas.refs import MAX_DB_ID, has_nul, is_digits
 from tickets.models import (
     Component,
@@ -325,3 +326,41 @@ class FieldErrors(Exception):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(e.message for e in errors))
         self.errors = errors
+
+
+class FieldErrorList:
+    """Collects field errors so a 422 lists every problem at once."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, name: str, message: str) -> None:
+        self.items.append(FieldError(name, message))
+
+    def attempt(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)`, or None after recording the errors it raised."""
+        try:
+            return fn(*args, **kwargs)
+        except FieldErrors as exc:
+            self.items.extend(exc.errors)
+        except FieldError as exc:
+            self.items.append(exc)
+        return None
+
+    def raise_if_any(self, message: str) -> None:
+        if self.items:
+            raise Invalid(message, details=[e.as_detail() for e in self.items])
+
+
+def text_clean(value: Any, *, field: str, label: str, max_length: int, required: bool) -> str:
+    """Stripped text of at most `max_length` characters (NUL refused)."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or "\x00" in value:
+        raise FieldError(field, f"{label} must be text.")
+    text = value.strip()
+    if required and not text:
+        raise FieldError(field, f"{label} is required.")
+    if len(text) > max_length:
+        raise FieldError(field, f"{label} must be at most {max_length} characters.")
+    return text

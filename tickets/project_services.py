@@ -8,12 +8,12 @@ concurrent changes of one project queue instead of racing.
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
 
@@ -49,30 +49,6 @@ SELECT_TYPES = (CustomField.Type.SELECT, CustomField.Type.MULTISELECT)
 ADMIN = ProjectMember.Role.ADMIN
 
 
-class _Errors:
-    """Collects field errors so a 422 lists every problem at once."""
-
-    def __init__(self) -> None:
-        self.items: list[f.FieldError] = []
-
-    def add(self, name: str, message: str) -> None:
-        self.items.append(f.FieldError(name, message))
-
-    def attempt(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`fn(*args, **kwargs)`, or None after recording the errors it raised."""
-        try:
-            return fn(*args, **kwargs)
-        except f.FieldErrors as exc:
-            self.items.extend(exc.errors)
-        except f.FieldError as exc:
-            self.items.append(exc)
-        return None
-
-    def raise_if_any(self, message: str) -> None:
-        if self.items:
-            raise Invalid(message, details=[e.as_detail() for e in self.items])
-
-
 def _lock(project: Project) -> Project:
     return Project.objects.select_for_update(of=("self",)).get(pk=project.pk)
 
@@ -96,24 +72,11 @@ def project_key_clean(raw: Any) -> str:
     return key.upper()
 
 
-def _text_clean(value: Any, *, field: str, label: str, max_length: int, required: bool) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or "\x00" in value:
-        raise f.FieldError(field, f"{label} must be text.")
-    text = value.strip()
-    if required and not text:
-        raise f.FieldError(field, f"{label} is required.")
-    if len(text) > max_length:
-        raise f.FieldError(field, f"{label} must be at most {max_length} characters.")
-    return text
-
-
-_name = partial(_text_clean, label="Name", max_length=100, required=True)
-_project_name = partial(_text_clean, label="Name", max_length=200, required=True)
-_description = partial(_text_clean, label="Description", max_length=255, required=False)
-_long_description = partial(_text_clean, label="Description", max_length=32_000, required=False)
-_option = partial(_text_clean, label="An option", max_length=100, required=True)
+_name = partial(f.text_clean, label="Name", max_length=100, required=True)
+_project_name = partial(f.text_clean, label="Name", max_length=200, required=True)
+_description = partial(f.text_clean, label="Description", max_length=255, required=False)
+_long_description = partial(f.text_clean, label="Description", max_length=32_000, required=False)
+_option = partial(f.text_clean, label="An option", max_length=100, required=True)
 
 
 def _record(
@@ -162,7 +125,7 @@ def project_create(
     become its administrators; every issue type of the workspace is enabled; its default
     workflow is made from `workflow_template`."""
     member_require(actor, ADMIN_PROJECT)
-    errors = _Errors()
+    errors = f.FieldErrorList()
     clean_key = errors.attempt(project_key_clean, key)
     clean_name = errors.attempt(_project_name, name, field="name")
     clean_description = errors.attempt(_long_description, description, field="description")
@@ -218,7 +181,7 @@ def project_update(*, project: Project, actor: Membership, data: Mapping[str, An
     lead becomes a project administrator."""
     project = _lock(project)
     project_require_admin(member=actor, project=project)
-    errors = _Errors()
+    errors = f.FieldErrorList()
     for name in sorted(set(data) - set(PROJECT_FIELDS)):
         errors.add(name, "Unknown or read-only field.")
 
@@ -462,12 +425,16 @@ class _ItemsPlan:
     delete: list[Any] = field(default_factory=list)
 
 
-def _component_clean(prefix: str, item: Mapping[str, Any], errors: _Errors) -> dict[str, Any]:
+def _component_clean(
+    prefix: str, item: Mapping[str, Any], errors: f.FieldErrorList
+) -> dict[str, Any]:
     lead = errors.attempt(f.member_user_resolve, item.get("lead"), field=f"{prefix}.lead")
     return {"lead_id": getattr(lead, "pk", None)}
 
 
-def _version_clean(prefix: str, item: Mapping[str, Any], errors: _Errors) -> dict[str, Any]:
+def _version_clean(
+    prefix: str, item: Mapping[str, Any], errors: f.FieldErrorList
+) -> dict[str, Any]:
     values = {
         "release_date": errors.attempt(
             f.date_clean, item.get("release_date"), field=f"{prefix}.release_date"
@@ -487,7 +454,9 @@ _ITEMS: dict[str, tuple[type[Component] | type[Version], str, Callable[..., dict
 }
 
 
-def _items_plan(*, setting: str, project: Project, items: Any, errors: _Errors) -> _ItemsPlan:
+def _items_plan(
+    *, setting: str, project: Project, items: Any, errors: f.FieldErrorList
+) -> _ItemsPlan:
     """Match items by id, then by name (case-insensitive); unmatched items are new, and
     the project's rows left unmatched are to be deleted."""
     model, label, clean = _ITEMS[setting]
@@ -572,7 +541,11 @@ def _items_apply(setting: str, project: Project, plan: _ItemsPlan) -> None:
 
 
 def _catalog_resolve(
-    model: type[IssueType] | type[CustomField], values: Any, *, setting: str, errors: _Errors
+    model: type[IssueType] | type[CustomField],
+    values: Any,
+    *,
+    setting: str,
+    errors: f.FieldErrorList,
 ) -> list[Any]:
     """Catalogue entries by id or case-insensitive name, in one query, deduplicated."""
     label = model._meta.verbose_name
@@ -608,7 +581,7 @@ def project_settings_update(
     deleted unless tickets use them (409 listing them)."""
     project = _lock(project)
     project_require_admin(member=actor, project=project)
-    errors = _Errors()
+    errors = f.FieldErrorList()
     for name in sorted(set(data) - set(SETTINGS_FIELDS)):
         errors.add(name, "Unknown setting.")
     assignee = None
@@ -663,178 +636,3 @@ def project_settings_update(
             payload={"key": project.key, "settings": sorted(changes)},
         )
     return project
-
-
-# Custom fields -------------------------------------------------------------------------
-
-
-def _options_clean(kind: str, options: Any, errors: _Errors) -> list[str]:
-    if options is None:
-        options = []
-    if not isinstance(options, list | tuple):
-        errors.add("options", "Options must be a list of text.")
-        return []
-    if kind not in SELECT_TYPES:
-        if options:
-            errors.add("options", "Only select and multiselect fields have options.")
-        return []
-    if not options:
-        errors.add("options", "A select field needs at least one option.")
-    cleaned: list[str] = []
-    seen: set[str] = set()
-    for i, option in enumerate(options):
-        text = errors.attempt(_option, option, field=f"options.{i}")
-        if text is None:
-            continue
-        if text.lower() in seen:
-            errors.add(f"options.{i}", f"Option {text!r} is listed twice.")
-            continue
-        seen.add(text.lower())
-        cleaned.append(text)
-    return cleaned
-
-
-def _name_taken(name: str) -> Conflict:
-    return Conflict(
-        f"A custom field named {name!r} already exists.",
-        code="custom_field_name_taken",
-        details={"name": name},
-    )
-
-
-@transaction.atomic
-def custom_field_create(
-    *,
-    actor: Membership,
-    name: str,
-    type: str,
-    description: str = "",
-    options: Sequence[str] | None = None,
-) -> CustomField:
-    """Create a custom field of the workspace (tenant admins); projects enable it in
-    their settings."""
-    member_require(actor, ADMIN_TENANT)
-    errors = _Errors()
-    clean_name = errors.attempt(_name, name, field="name")
-    if type not in CustomField.Type.values:
-        errors.add("type", f"Type must be one of {', '.join(CustomField.Type.values)}.")
-    clean_description = errors.attempt(_description, description, field="description")
-    clean_options = _options_clean(type, options, errors)
-    errors.raise_if_any("The custom field has invalid values.")
-    try:
-        with transaction.atomic():
-            custom_field = CustomField.objects.create(
-                name=clean_name, type=type, description=clean_description, options=clean_options
-            )
-    except IntegrityError as exc:
-        raise _name_taken(clean_name) from exc
-    _record(
-        "custom_field.created",
-        actor=actor,
-        target=custom_field,
-        changes={
-            "name": [None, clean_name],
-            "type": [None, type],
-            "options": [None, clean_options],
-        },
-        payload={"name": clean_name, "type": type},
-    )
-    return custom_field
-
-
-def _option_usage(custom_field: CustomField, options: Sequence[str]) -> dict[str, int]:
-    """Tickets holding each option, in one query (jsonb containment)."""
-    if not options:
-        return {}
-    key = str(custom_field.pk)
-
-    def holds(option: str) -> Q:
-        value: Any = [option] if custom_field.type == CustomField.Type.MULTISELECT else option
-        return Q(custom_fields__contains={key: value})
-
-    counts = Ticket.objects.aggregate(
-        **{f"o{i}": Count("pk", filter=holds(option)) for i, option in enumerate(options)}
-    )
-    return {option: counts[f"o{i}"] for i, option in enumerate(options) if counts[f"o{i}"]}
-
-
-@transaction.atomic
-def custom_field_update(
-    *, custom_field: CustomField, actor: Membership, data: Mapping[str, Any]
-) -> CustomField:
-    """Rename, describe or change the options of a field (tenant admins). The type
-    cannot change, and an option that tickets hold cannot be removed (409)."""
-    member_require(actor, ADMIN_TENANT)
-    custom_field = CustomField.objects.select_for_update().get(pk=custom_field.pk)
-    errors = _Errors()
-    for name in sorted(set(data) - set(CUSTOM_FIELD_FIELDS)):
-        errors.add(name, "Unknown or read-only field.")
-    new: dict[str, Any] = {}
-    if "type" in data and data["type"] != custom_field.type:
-        errors.add("type", f"The type of a field cannot change (it is {custom_field.type}).")
-    if "name" in data:
-        new["name"] = errors.attempt(_name, data["name"], field="name")
-    if "description" in data:
-        new["description"] = errors.attempt(_description, data["description"], field="description")
-    if "options" in data:
-        new["options"] = _options_clean(custom_field.type, data["options"], errors)
-    errors.raise_if_any("The custom field has invalid values.")
-    removed = [o for o in custom_field.options if o not in new.get("options", custom_field.options)]
-    usage = _option_usage(custom_field, removed)
-    if usage:
-        raise Conflict(
-            "Tickets hold options you removed: "
-            + ", ".join(f"{option} ({count})" for option, count in usage.items())
-            + ".",
-            code="option_in_use",
-            details={"options": [{"option": o, "ticket_count": n} for o, n in usage.items()]},
-        )
-    changes = field_changes({k: getattr(custom_field, k) for k in new}, new)
-    if not changes:
-        return custom_field
-    for attr in changes:
-        setattr(custom_field, attr, new[attr])
-    try:
-        with transaction.atomic():
-            custom_field.save(update_fields=sorted(changes))
-    except IntegrityError as exc:
-        raise _name_taken(new["name"]) from exc
-    _record(
-        "custom_field.updated",
-        actor=actor,
-        target=custom_field,
-        changes=changes,
-        payload={"name": custom_field.name, "fields": sorted(changes)},
-    )
-    return custom_field
-
-
-@transaction.atomic
-def custom_field_delete(*, custom_field: CustomField, actor: Membership) -> int:
-    """Delete a field (tenant admins) and its values on every ticket, in one UPDATE.
-    Returns the number of tickets that held a value."""
-    member_require(actor, ADMIN_TENANT)
-    custom_field = CustomField.objects.select_for_update().get(pk=custom_field.pk)
-    key = str(custom_field.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Ticket._meta.db_table} SET custom_fields = custom_fields - %s::text "  # noqa: S608
-            "WHERE custom_fields ? %s::text",
-            [key, key],
-        )
-        cleared = cursor.rowcount
-    projects = list(custom_field.projects.order_by("key").values_list("key", flat=True))
-    _record(
-        "custom_field.deleted",
-        actor=actor,
-        target=custom_field,
-        changes={
-            "name": [custom_field.name, None],
-            "type": [custom_field.type, None],
-            "projects": [projects, None],
-            "tickets_with_value": [cleared, 0],
-        },
-        payload={"name": custom_field.name, "projects": projects, "tickets_cleared": cleared},
-    )
-    custom_field.delete()
-    return cleared

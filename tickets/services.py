@@ -95,19 +95,10 @@ def _plan(
 ) -> _Plan:
     """Validate `data` against `ticket` and work out the changes; 422 lists every error."""
     plan = _Plan(ticket=ticket)
-    errors: list[f.FieldError] = []
+    errors = f.FieldErrorList()
     visible = tickets_visible_to(actor)
-
-    def attempt(fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except f.FieldErrors as exc:
-            errors.extend(exc.errors)
-        except f.FieldError as exc:
-            errors.append(exc)
-
-    unknown = sorted(set(data) - set(EDITABLE_FIELDS))
-    errors.extend(f.FieldError(name, "Unknown or read-only field.") for name in unknown)
+    for name in sorted(set(data) - set(EDITABLE_FIELDS)):
+        errors.add(name, "Unknown or read-only field.")
 
     def summary() -> None:
         value = data["summary"]
@@ -234,13 +225,12 @@ def _plan(
     }
     for name, step in steps.items():
         if name in data:
-            attempt(step)
+            errors.attempt(step)
     if creating and "summary" not in data:
-        errors.append(f.FieldError("summary", "Summary is required."))
-    if not errors:
-        attempt(lambda: _check_hierarchy(plan.ticket))
-    if errors:
-        raise Invalid("The ticket has invalid fields.", details=[e.as_detail() for e in errors])
+        errors.add("summary", "Summary is required.")
+    if not errors.items:
+        errors.attempt(_check_hierarchy, plan.ticket)
+    errors.raise_if_any("The ticket has invalid fields.")
     return plan
 
 
