@@ -7,14 +7,17 @@ Postgres backend; an invalid query answers 400 `jql_invalid` with its position.
 from typing import Any
 
 from django.db import connection
+from django.http import StreamingHttpResponse
 from ninja import Query, Router
 
 from accounts.authentication import AuthedRequest
 from saas.errors import BadRequest
+from search.export import ExportIn, tickets_export_response
 from search.jql import ast
 from search.jql.compile_postgres import jql_compile_postgres
 from search.jql.parser import jql_parse
 from search.schemas import AdvancedSearchIn, SearchPage, SimpleSearchIn
+from search.suggest import SuggestionsIn, SuggestionsOut, jql_suggestions
 from tickets.selectors import tickets_for_list
 
 router = Router(tags=["search"])
@@ -114,3 +117,30 @@ def search_tickets(request: AuthedRequest, params: Query[SimpleSearchIn]) -> dic
     """Simple search by words and a few fields; the same engine as JQL
     (e.g. `status=To Do,In Progress&assignee=me`)."""
     return _page(request, simple_search_query(params), params.offset, params.limit)
+
+
+@router.get("/export")
+def search_export(request: AuthedRequest, params: Query[ExportIn]) -> StreamingHttpResponse:
+    """The whole result of a JQL query that the caller may see, in the query's order,
+    streamed as a CSV (with a header row) or JSON file; at most 100,000 tickets (more
+    answers 422 `export_too_large`: narrow the query)."""
+    tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
+    try:
+        tickets = jql_compile_postgres(jql_parse(params.jql), member=request.member, tenant=tenant)
+    except ast.JqlError as exc:
+        raise _invalid(exc) from exc
+    except OverflowError as exc:
+        raise BadRequest(
+            "A date in the query is out of range.",
+            code="jql_invalid",
+            details={"line": None, "column": None},
+        ) from exc
+    return tickets_export_response(tickets=tickets, tenant=tenant, fmt=params.format)
+
+
+@router.get("/suggestions", response=SuggestionsOut)
+def search_suggestions(request: AuthedRequest, params: Query[SuggestionsIn]) -> dict:
+    """Autocomplete for a partial JQL query at `cursor`: field names, the operators of
+    the field before it, values (catalogues, members, labels by use, functions) or
+    keywords; a query that does not tokenise gets the best guess, never an error."""
+    return jql_suggestions(text=params.q, cursor=params.cursor, member=request.member)
