@@ -117,6 +117,15 @@ def _b_workflow(world: TenantWorld) -> int:
     return workflow.pk
 
 
+def _b_saved_filter(world: TenantWorld) -> int:
+    from search.models import SavedFilter
+
+    saved = SavedFilter.objects.create(
+        name="bravo secret filter", jql='summary ~ "bravo"', owner=world.admin, is_public=True
+    )
+    return saved.pk
+
+
 # One existing object of tenant B per path parameter name (created in B's schema).
 B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "projectId": _b_project,
@@ -131,6 +140,7 @@ B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "attachmentId": _b_attachment,
     "fieldId": _b_custom_field,
     "workflowId": _b_workflow,
+    "filterId": _b_saved_filter,
 }
 
 # Operations that need no credentials, and why that is safe.

@@ -105,9 +105,17 @@ def _tsquery(text: str, *, spec: fs.FieldSpec, pos: ast.Position | None) -> str:
 # -- the compiler ----------------------------------------------------------------------------
 
 
+# Saved filters nest (`filter = A` where A says `filter = B`); past this depth a query
+# is refused rather than compiled without end.
+MAX_FILTER_DEPTH = 10
+
+
 class _Compiler:
-    def __init__(self, ctx: fn.JqlContext) -> None:
+    def __init__(self, ctx: fn.JqlContext, within: tuple[tuple[int, str], ...] = ()) -> None:
         self.ctx = ctx
+        # (id, name) of the saved filters being compiled, outermost first: a reference
+        # to one of them is a cycle.
+        self.within = within
 
     # clauses
 
@@ -165,6 +173,9 @@ class _Compiler:
         items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
         if op in fs.RANGE:
             return self.range(spec, op, items[0])
+        if spec.kind == fs.FILTER:
+            matched = self.saved_filters(spec, items)
+            return matched if op in ("=", "in") else ~matched
         has_empty = any(isinstance(item, ast.Empty) for item in items)
         values = [item for item in items if not isinstance(item, ast.Empty)]
         if any(isinstance(item, ast.ListValue) for item in values):
@@ -291,6 +302,42 @@ class _Compiler:
         if kind == fs.CUSTOM:
             return self.custom_any_of(spec, values)
         raise JqlError(f"The field '{spec.name}' cannot be compared with '='", pos)
+
+    def saved_filters(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
+        """The WHERE clauses of the saved filters named, compiled in place (their
+        ORDER BY is ignored); errors inside one are reported at its name here."""
+        from search.jql.parser import jql_parse
+
+        self._functions(spec, values, set())
+        for value in values:
+            if not isinstance(value, ast.Literal):
+                raise JqlError(f"The field '{spec.name}' needs a filter name or id", value.pos)
+        result = _nothing()
+        for lit in values:
+            for saved in fs.saved_filters_resolve(spec, [lit], member=self.ctx.member):
+                ids = [pk for pk, _ in self.within]
+                if saved.pk in ids:
+                    names = [name for _, name in self.within[ids.index(saved.pk) :]]
+                    chain = " -> ".join([*names, saved.name])
+                    raise _FilterCycle(
+                        f"The filter '{saved.name}' refers to itself ({chain})", lit.pos
+                    )
+                if len(self.within) >= MAX_FILTER_DEPTH:
+                    raise JqlError(
+                        f"Saved filters are nested more than {MAX_FILTER_DEPTH} deep", lit.pos
+                    )
+                inner = _Compiler(self.ctx, (*self.within, (saved.pk, saved.name)))
+                try:
+                    where = jql_parse(saved.jql).where
+                    matched = inner.clause(where) if where is not None else Q(pk__isnull=False)
+                except _FilterCycle as exc:
+                    raise _FilterCycle(exc.reason, lit.pos) from None
+                except JqlError as exc:
+                    raise JqlError(
+                        f"The filter '{saved.name}' is not valid ({exc.message})", lit.pos
+                    ) from None
+                result |= matched
+        return result
 
     def keys(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
         calls = self._functions(spec, values, {fn.TICKET})
@@ -579,6 +626,10 @@ class _Compiler:
         return result
 
 
+class _FilterCycle(JqlError):
+    """A saved filter that refers to itself: reported as is at the outermost name."""
+
+
 def _show(value: Any) -> str:
     if isinstance(value, ast.Literal):
         return value.value
@@ -612,12 +663,19 @@ def _compare(expr: Any, lookup: str, value: Any) -> Any:
     return classes[lookup](expr, value)
 
 
-def jql_compile_postgres(query: ast.Query, *, member: Membership, tenant: Any) -> QuerySet[Ticket]:
+def jql_compile_postgres(
+    query: ast.Query,
+    *,
+    member: Membership,
+    tenant: Any,
+    within_filter: tuple[int, str] | None = None,
+) -> QuerySet[Ticket]:
     """The tickets `member` may see that match `query`, in its order: one SQL query.
     Raises JqlError for an invalid query (unknown field/value/function, operator not
-    supported by the field, ...)."""
+    supported by the field, a saved filter referring to itself, ...). `within_filter`
+    (id, name) is the saved filter whose query this is, when checking it."""
     ctx = fn.JqlContext.for_tenant(member=member, tenant=tenant)
-    compiler = _Compiler(ctx)
+    compiler = _Compiler(ctx, (within_filter,) if within_filter else ())
     tickets = tickets_visible_to(member)
     if query.where is not None:
         tickets = tickets.filter(compiler.clause(query.where))

@@ -37,6 +37,7 @@ CATEGORY = "statuscategory"
 TICKET = "ticket"  # parent, epic
 WATCHER = "watcher"
 CUSTOM = "custom"
+FILTER = "filter"  # a saved filter: its query compiled in place
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ _SPECS = [
     FieldSpec("Epic Link", TICKET, EQUALITY, "epic", None, ("epic__project__key", "epic__number")),
     FieldSpec("Story Points", NUMBER, EQUALITY | RANGE, "story_points", None, ("story_points",)),
     FieldSpec("watcher", WATCHER, EQUALITY),
+    FieldSpec("filter", FILTER, frozenset({"=", "!=", "in", "not in"})),
 ]
 SYSTEM_FIELDS = {spec.name.lower(): spec for spec in _SPECS}
 ALIASES = {
@@ -154,11 +156,10 @@ ALIASES = {
     "fixversions": "fixversion",
     "label": "labels",
     "category": "statuscategory",
+    "savedfilter": "filter",
+    "request": "filter",
 }
 NOT_YET = {
-    "filter": "Saved filters are not available yet",
-    "savedfilter": "Saved filters are not available yet",
-    "request": "Saved filters are not available yet",
     "sprint": "Sprints are not available yet",
 }
 
@@ -315,6 +316,24 @@ def users_resolve(texts: list[str], *, pos: ast.Position | None, field_name: str
             raise JqlError(f"The value '{text}' does not exist for the field '{field_name}'", pos)
         ids.append(user_id)
     return ids
+
+
+def saved_filters_resolve(
+    spec: FieldSpec, literals: list[ast.Literal], *, member: Membership
+) -> list[Any]:
+    """The saved filters visible to `member` named (case-insensitively) or numbered by
+    `literals`; every value must exist."""
+    from search.filter_selectors import filters_named
+
+    found = filters_named(member=member, texts=[lit.value for lit in literals])
+    result: list[Any] = []
+    for lit in literals:
+        text = lit.value.strip().lower()
+        hits = [f for f in found if f.name.lower() == text or str(f.pk) == text]
+        if not hits:
+            raise unknown_value(spec, lit.value, lit.pos)
+        result.extend(f for f in hits if f not in result)
+    return result
 
 
 def custom_option_resolve(spec: FieldSpec, lit: ast.Literal) -> str:

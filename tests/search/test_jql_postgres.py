@@ -402,7 +402,10 @@ ERRORS = [
     ),
     ("sprint in openSprints()", "Sprints are not available yet at line 1, character 1"),
     ("type in openSprints()", "Sprints are not available yet at line 1, character 9"),
-    ('filter = "My bugs"', "Saved filters are not available yet at line 1, character 1"),
+    (
+        'filter = "My bugs"',
+        "The value 'My bugs' does not exist for the field 'filter' at line 1, character 10",
+    ),
     (
         "created > tomorrow",
         "Date value 'tomorrow' is invalid. Valid formats include: "
