@@ -23,15 +23,9 @@ from django.db.models.functions import Coalesce, Concat, Lower, Now, NullIf, Tri
 
 from accounts.members.models import Group, Invitation, Membership
 from saas.errors import Invalid, NotFound
-
-# Ids travel in paths and bodies as arbitrary integers; PostgreSQL's bigint is the limit.
-MAX_DB_ID = 2**63 - 1
+from saas.refs import db_id_valid, is_digits
 
 GroupRef = int | str
-
-
-def db_id_valid(value: int) -> bool:
-    return 0 < value <= MAX_DB_ID
 
 
 def member_name_key() -> Lower:
@@ -64,7 +58,7 @@ def _group_ref_q(ref: GroupRef) -> Q:
         return Q(pk=ref) if db_id_valid(ref) else Q(pk__in=[])
     name = ref.strip()
     q = Q(name__iexact=name)
-    if name.isascii() and name.isdigit() and db_id_valid(int(name)):
+    if is_digits(name) and db_id_valid(int(name)):
         q |= Q(pk=int(name))
     return q
 

@@ -7,7 +7,7 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, StrictInt, StrictStr, StringConstraints
 
 from accounts.members.models import Role
-from accounts.selectors import MAX_DB_ID
+from saas.refs import MAX_DB_ID
 
 
 def _no_nul(value: str) -> str:

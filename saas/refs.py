@@ -3,6 +3,11 @@
 MAX_DB_ID = 2**63 - 1
 
 
+def db_id_valid(value: int) -> bool:
+    """Within PostgreSQL's bigint id range (ids travel as arbitrary integers)."""
+    return 0 < value <= MAX_DB_ID
+
+
 def is_digits(text: str) -> bool:
     """ASCII digits only (`"²".isdigit()` is true, but `int("²")` fails)."""
     return text.isascii() and text.isdigit()
@@ -15,7 +20,7 @@ def db_id_or_none(text: str) -> int | None:
     if not is_digits(text):
         return None
     value = int(text)
-    return value if 0 < value <= MAX_DB_ID else 0
+    return value if db_id_valid(value) else 0
 
 
 def has_nul(text: str) -> bool:

@@ -16,7 +16,7 @@ from django.db.models.functions import JSONObject
 from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import NotFound
-from saas.refs import MAX_DB_ID
+from saas.refs import db_id_valid
 from saas.tenancy import current_schema
 from tenants.models import Tenant
 from tickets.access import tickets_visible_to
@@ -71,7 +71,7 @@ def comment_body_html(body: str) -> str:
 
 
 def _db_id(value: int) -> int | None:
-    return value if 0 < value <= MAX_DB_ID else None
+    return value if db_id_valid(value) else None
 
 
 class _EqualsAny(Func):

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import Invalid
-from saas.refs import MAX_DB_ID, has_nul, is_digits
+from saas.refs import MAX_DB_ID, db_id_valid, has_nul, is_digits
 from tickets.models import (
     Component,
     CustomField,
@@ -54,7 +54,7 @@ def _lookup(model: Any, field: str, value: Any, *, label: str, scope: Q | None =
     if isinstance(value, str) and has_nul(value):
         raise FieldError(field, f"Unknown {label.lower()} {value!r}.")
     if isinstance(value, int) or (isinstance(value, str) and is_digits(value)):
-        found = qs.filter(pk=int(value)).first() if 0 < int(value) <= MAX_DB_ID else None
+        found = qs.filter(pk=int(value)).first() if db_id_valid(int(value)) else None
     elif isinstance(value, str):
         found = qs.filter(name__iexact=value.strip()).first()
     elif isinstance(value, dict) and ("id" in value or "name" in value):
@@ -115,7 +115,7 @@ def member_user_resolve(value: Any, *, field: str) -> User | None:
     users = member_users()
     user = None
     if isinstance(value, int) and not isinstance(value, bool):
-        user = users.filter(pk=value).first() if 0 < value <= MAX_DB_ID else None
+        user = users.filter(pk=value).first() if db_id_valid(value) else None
     elif isinstance(value, str) and has_nul(value):
         user = None
     elif isinstance(value, str) and is_digits(value.strip()):

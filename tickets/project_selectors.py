@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 from accounts.members.models import Membership
 from accounts.models import User
 from saas.errors import NotFound
-from saas.refs import MAX_DB_ID
+from saas.refs import db_id_valid
 from tickets.access import projects_visible_to
 from tickets.models import (
     Component,
@@ -120,7 +120,7 @@ def custom_fields_list() -> QuerySet[CustomField]:
 
 def custom_field_get(*, field_id: int) -> CustomField:
     """A custom field of this tenant by id; else 404."""
-    field = CustomField.objects.filter(pk=field_id).first() if 0 < field_id <= MAX_DB_ID else None
+    field = CustomField.objects.filter(pk=field_id).first() if db_id_valid(field_id) else None
     if field is None:
         raise NotFound(f"Custom field {field_id} does not exist.", code="custom_field_not_found")
     return field

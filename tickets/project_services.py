@@ -23,7 +23,7 @@ from accounts.policy import ADMIN_PROJECT, ADMIN_TENANT, member_require
 from events.audit import field_changes
 from events.record import change_record
 from saas.errors import Conflict, Invalid, NotFound
-from saas.refs import MAX_DB_ID
+from saas.refs import db_id_valid
 from tickets import fields as f
 from tickets.access import project_require_admin
 from tickets.models import (
@@ -303,7 +303,7 @@ def _member_of(project: Project, user_id: int) -> ProjectMember:
         ProjectMember.objects.select_related("user")
         .filter(project=project, user_id=user_id)
         .first()
-        if 0 < user_id <= MAX_DB_ID
+        if db_id_valid(user_id)
         else None
     )
     if member is None:
@@ -555,7 +555,7 @@ def _catalog_resolve(
     ids = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
     names = [v.strip().lower() for v in values if isinstance(v, str)]
     found = model._default_manager.annotate(lname=Lower("name")).filter(
-        Q(pk__in=[i for i in ids if 0 < i <= MAX_DB_ID]) | Q(lname__in=names)
+        Q(pk__in=[i for i in ids if db_id_valid(i)]) | Q(lname__in=names)
     )
     by_ref: dict[Any, Any] = {}
     for entry in found:

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.members.models import Membership
 from saas.errors import Invalid, NotFound
-from saas.refs import MAX_DB_ID, is_digits
+from saas.refs import MAX_DB_ID, db_id_valid, is_digits
 from tickets.access import tickets_visible_to
 from tickets.models import Ticket, TicketHistory, TicketLink, Watcher
 
@@ -150,7 +150,7 @@ USER_TICKET_KINDS = {
 
 def user_tickets(*, member: Membership, user_id: int, kind: str) -> QuerySet[Ticket]:
     """Tickets of a member of this tenant, among those the caller may see."""
-    if not (0 < user_id <= MAX_DB_ID) or not Membership.objects.filter(user_id=user_id).exists():
+    if not db_id_valid(user_id) or not Membership.objects.filter(user_id=user_id).exists():
         raise NotFound("No such member in this workspace.", code="user_not_found")
     qs = tickets_visible_to(member).filter(USER_TICKET_KINDS[kind](user_id))
     return tickets_for_list(qs).order_by("-updated_at", "-id")

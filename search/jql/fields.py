@@ -12,7 +12,7 @@ from django.db.models import Q
 
 from accounts.members.models import Membership
 from accounts.models import User
-from saas.refs import MAX_DB_ID, has_nul, is_digits
+from saas.refs import MAX_DB_ID, db_id_valid, has_nul, is_digits
 from search.jql import ast
 from search.jql.ast import JqlError
 
@@ -223,7 +223,7 @@ def unknown_value(spec: FieldSpec, value: str, pos: ast.Position | None) -> JqlE
 
 def _as_id(text: str) -> int | None:
     text = text.strip()
-    if is_digits(text) and 0 < int(text) <= MAX_DB_ID:
+    if is_digits(text) and db_id_valid(int(text)):
         return int(text)
     return None
 
