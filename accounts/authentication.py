@@ -15,7 +15,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from accounts.members.models import ApiToken, Membership
 from accounts.tokens import jwt_read, secret_hash
 from saas.errors import Unauthorized
-from saas.ratelimit import ratelimit_hit
+from saas.ratelimit import Limit, ratelimit_hits
 from saas.redis import redis_client
 from saas.tenancy import current_schema
 
@@ -67,17 +67,19 @@ def member_admit(request: HttpRequest, member: Membership) -> Membership:
     if not member.is_active or not member.user.is_active:
         raise Unauthorized("This account is deactivated.", code="account_inactive")
     schema = current_schema()
-    ratelimit_hit(
-        key=f"t:{schema}:user:{member.user_id}",
-        limit=settings.RATE_LIMIT_USER_PER_MINUTE,
-        window_seconds=60,
-        message="Too many requests for this user; slow down.",
-    )
-    ratelimit_hit(
-        key=f"t:{schema}:tenant",
-        limit=settings.RATE_LIMIT_TENANT_PER_MINUTE,
-        window_seconds=60,
-        message="Too many requests for this workspace; slow down.",
+    ratelimit_hits(
+        Limit(
+            key=f"t:{schema}:user:{member.user_id}",
+            limit=settings.RATE_LIMIT_USER_PER_MINUTE,
+            window_seconds=60,
+            message="Too many requests for this user; slow down.",
+        ),
+        Limit(
+            key=f"t:{schema}:tenant",
+            limit=settings.RATE_LIMIT_TENANT_PER_MINUTE,
+            window_seconds=60,
+            message="Too many requests for this workspace; slow down.",
+        ),
     )
     request.member = member  # type: ignore[attr-defined]
     return member

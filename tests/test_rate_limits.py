@@ -30,3 +30,17 @@ def test_tenant_rate_limit_counts_every_member_of_that_tenant_only(
     assert [first.status_code, second.status_code] == [200, 403]
     assert third.status_code == 429
     assert other_tenant.status_code == 200
+
+
+def test_requests_refused_by_the_user_limit_do_not_count_against_the_tenant(
+    settings, admin_a, user_a
+):
+    # given
+    settings.RATE_LIMIT_USER_PER_MINUTE = 1
+    settings.RATE_LIMIT_TENANT_PER_MINUTE = 2
+    # when the admin is refused twice after one request
+    statuses = [admin_a.get("/api/v1/audit").status_code for _ in range(3)]
+    other_member = user_a.get("/api/v1/auth/me")
+    # then the tenant has counted only the admin's first request
+    assert statuses == [200, 429, 429]
+    assert other_member.status_code == 200
