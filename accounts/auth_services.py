@@ -40,9 +40,9 @@ from accounts.mfa import (
 from accounts.models import PasswordResetToken, User
 from accounts.services import identity_create, identity_validate, membership_create
 from accounts.tokens import jwt_read, secret_hash, secret_new
-from events.audit import audit_record
-from events.outbox import outbox_emit
-from events.record import change_record
+from eventlog.audit import audit_record
+from eventlog.outbox import outbox_emit
+from eventlog.record import change_record
 from saas.context import request_context
 from saas.errors import BadRequest, Conflict, Invalid, NotFound, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit

@@ -25,7 +25,7 @@ from accounts.authentication import access_token_denylist_key
 from accounts.members.models import Membership, Role
 from accounts.models import User
 from accounts.tokens import jwt_mint, jwt_read
-from events.record import change_record
+from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from saas.ratelimit import ratelimit_blocked_for, ratelimit_clear, ratelimit_hit
 from saas.redis import redis_client

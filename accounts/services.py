@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.members.models import Group, Membership, Role
 from accounts.models import User
-from events.record import change_record
+from eventlog.record import change_record
 from saas.errors import Conflict, Invalid
 from saas.tenancy import current_schema
 from tenants.models import Tenant

@@ -36,8 +36,8 @@ from accounts.services import (
     membership_deactivate,
 )
 from accounts.tokens import secret_hash, secret_new
-from events.audit import field_changes
-from events.record import change_record
+from eventlog.audit import field_changes
+from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid
 from saas.tenancy import current_schema
 from tenants.models import Tenant

@@ -93,7 +93,7 @@ def main() -> int:
     from django_tenants.utils import schema_context
 
     from accounts.members.models import Membership
-    from events.models import AuditEntry, OutboxEvent
+    from eventlog.models import AuditEntry, OutboxEvent
     from tenants.services import tenant_signup
     from tickets.models import Ticket, TicketHistory
     from tickets.project_services import project_create

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
-from events.models import IdempotencyRecord
+from eventlog.models import IdempotencyRecord
 from saas.errors import Conflict, Invalid
 
 HEADER = "Idempotency-Key"

@@ -7,8 +7,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from accounts.members.models import Group, Membership
-from events.audit import field_changes
-from events.record import change_record
+from eventlog.audit import field_changes
+from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid
 from search.filter_selectors import filter_can_change
 from search.jql import ast

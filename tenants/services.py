@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 from accounts.members.models import Membership, Role
 from accounts.models import User
 from accounts.services import identity_create, identity_validate, membership_create
-from events.record import change_record
+from eventlog.record import change_record
 from saas.errors import Conflict, Invalid
 from saas.tenancy import public_schema_set
 from tenants.models import Domain, OperatorAction, Tenant

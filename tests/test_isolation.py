@@ -95,7 +95,7 @@ def _b_custom_field(world: TenantWorld) -> int:
 
 
 def _b_job(world: TenantWorld) -> str:
-    from events.models import Job
+    from eventlog.models import Job
 
     job = Job.objects.create(
         kind="bulk", created_by_id=world.admin.pk, params={"note": "bravo"}, total=1

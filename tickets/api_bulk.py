@@ -6,7 +6,7 @@ from ninja import Field, Query, Router, Schema
 
 from accounts.authentication import AuthedRequest
 from accounts.policy import ADMIN_TENANT, member_require
-from events.models import Job
+from eventlog.models import Job
 from saas.errors import ApiError, BadRequest
 from saas.idempotency import idempotent
 from tickets import bulk, importer

@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from accounts.members.models import Membership, Role
 from accounts.policy import WRITE_TICKETS, member_require
-from events.audit import audit_record
-from events.models import Job
-from events.outbox import outbox_emit
+from eventlog.audit import audit_record
+from eventlog.models import Job
+from eventlog.outbox import outbox_emit
 from saas.errors import ApiError, Forbidden, Invalid, NotFound
 from saas.refs import db_id_or_none, has_nul
 from saas.tenancy import current_schema

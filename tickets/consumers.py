@@ -1,7 +1,7 @@
 """Outbox consumers of the tickets app (side effects after commit, idempotent)."""
 
-from events.models import OutboxEvent
-from events.outbox import outbox_consumer
+from eventlog.models import OutboxEvent
+from eventlog.outbox import outbox_consumer
 from tickets.storage import attachment_object_delete, attachment_storage
 
 

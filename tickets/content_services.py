@@ -21,9 +21,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.members.models import Membership
-from events.audit import audit_record
-from events.outbox import outbox_emit
-from events.record import change_record
+from eventlog.audit import audit_record
+from eventlog.outbox import outbox_emit
+from eventlog.record import change_record
 from saas.errors import ApiError, Forbidden, Invalid, NotFound
 from saas.tenancy import current_schema
 from tickets.access import project_can_administer, project_require_write, tickets_visible_to

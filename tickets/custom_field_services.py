@@ -10,8 +10,8 @@ from django.db.models import Count, Q
 
 from accounts.members.models import Membership
 from accounts.policy import ADMIN_TENANT, member_require
-from events.audit import field_changes
-from events.record import change_record
+from eventlog.audit import field_changes
+from eventlog.record import change_record
 from saas.errors import Conflict
 from tickets import fields as f
 from tickets.models import CustomField, Ticket

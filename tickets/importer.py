@@ -29,9 +29,9 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import Membership, Role
 from accounts.policy import ADMIN_TENANT, member_require
-from events.audit import audit_record
-from events.models import Job
-from events.outbox import outbox_emit
+from eventlog.audit import audit_record
+from eventlog.models import Job
+from eventlog.outbox import outbox_emit
 from saas.errors import ApiError, BadRequest, Conflict
 from saas.tenancy import current_schema
 from tickets.bulk import FINISHED, MAX_FAILURES

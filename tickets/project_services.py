@@ -20,8 +20,8 @@ from django.db.models.functions import Lower
 from accounts.members.models import Membership
 from accounts.models import User
 from accounts.policy import ADMIN_PROJECT, ADMIN_TENANT, member_require
-from events.audit import field_changes
-from events.record import change_record
+from eventlog.audit import field_changes
+from eventlog.record import change_record
 from saas.errors import Conflict, Invalid, NotFound
 from saas.refs import db_id_valid
 from tickets import fields as f

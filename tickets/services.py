@@ -13,9 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.members.models import Membership
-from events.audit import audit_record
-from events.outbox import outbox_emit
-from events.record import change_record
+from eventlog.audit import audit_record
+from eventlog.outbox import outbox_emit
+from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from tickets import fields as f
 from tickets.access import (

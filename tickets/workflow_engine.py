@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.members.models import Group, Membership
 from accounts.policy import ADMIN_PROJECT, member_can
-from events.record import change_record
+from eventlog.record import change_record
 from saas.errors import Forbidden, Invalid, NotFound
 from tickets import fields as f
 from tickets.access import project_can_administer, project_require_write, project_role_of

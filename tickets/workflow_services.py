@@ -23,10 +23,10 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from accounts.members.models import Group, Membership
-from events.audit import audit_record
-from events.models import Job
-from events.outbox import outbox_emit
-from events.record import change_record
+from eventlog.audit import audit_record
+from eventlog.models import Job
+from eventlog.outbox import outbox_emit
+from eventlog.record import change_record
 from saas.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from saas.tenancy import current_schema
 from tickets import fields as f

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import ApiToken
 from accounts.tokens import secret_hash
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tests.conftest import Api
 
 TOKENS = "/api/v1/auth/tokens"

@@ -8,7 +8,7 @@ from accounts.members.models import ApiToken, Membership, RefreshToken
 from accounts.models import User
 from accounts.services import membership_deactivate
 from accounts.tokens import jwt_read, secret_hash
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tests.conftest import PASSWORD, Api
 
 LOGIN = "/api/v1/auth/login"

@@ -5,7 +5,7 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Membership
 from accounts.models import User
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tests.conftest import Api, TenantWorld
 
 # given helpers ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Invitation, Membership, Role
 from accounts.tokens import secret_hash
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tests.conftest import Api, TenantWorld
 
 LINK = re.compile(r"http://alpha\.localhost:8000/accept-invite\?token=([A-Za-z0-9_-]+)\n")

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import RefreshToken
 from accounts.tokens import jwt_read
-from events.models import AuditEntry
+from eventlog.models import AuditEntry
 from tenants.models import Tenant
 from tests.conftest import PASSWORD, Api
 

@@ -12,7 +12,7 @@ from accounts.members.models import Membership, RefreshToken
 from accounts.models import PasswordResetToken, User
 from accounts.services import membership_create
 from accounts.tokens import secret_hash
-from events.models import AuditEntry
+from eventlog.models import AuditEntry
 from tests.conftest import PASSWORD, Api
 
 FORGOT = "/api/v1/auth/forgot-password"

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from accounts.members.models import Group, Invitation, Membership, RefreshToken, Role
 from accounts.models import User
 from accounts.tokens import secret_hash
-from events.models import AuditEntry
+from eventlog.models import AuditEntry
 from tenants.models import Tenant
 from tests.accounts.test_mfa import enrol
 from tests.conftest import PASSWORD, Api, token_for

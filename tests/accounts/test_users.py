@@ -7,7 +7,7 @@ from accounts.members.models import ApiToken, Group, Membership, Role
 from accounts.models import User
 from accounts.services import identity_create, membership_create
 from accounts.tokens import secret_hash
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tenants.models import Tenant
 from tests.conftest import PASSWORD, Api, TenantWorld, token_for
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Membership
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from search.models import FilterFavourite, SavedFilter
 from tests.tickets.conftest import make_ticket, project_a  # noqa: F401 (fixtures)
 

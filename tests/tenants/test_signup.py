@@ -4,7 +4,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from accounts.members.models import Membership, Role
 from accounts.models import User
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tenants.models import Domain, Tenant
 from tests.conftest import PASSWORD
 

@@ -15,8 +15,8 @@ from django_tenants.utils import schema_context
 from moto.server import ThreadedMotoServer
 
 from accounts.members.models import Membership
-from events.dispatch import outbox_dispatch_pending
-from events.models import AuditEntry, OutboxEvent
+from eventlog.dispatch import outbox_dispatch_pending
+from eventlog.models import AuditEntry, OutboxEvent
 from tenants.models import Tenant
 from tickets.content_services import attachment_filename_clean, attachments_add
 from tickets.models import Attachment, Project, ProjectMember, TicketHistory

@@ -5,7 +5,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Membership
-from events.models import AuditEntry, Job, OutboxEvent
+from eventlog.models import AuditEntry, Job, OutboxEvent
 from tickets.bulk import bulk_job_create, bulk_job_process
 from tickets.models import Project, ProjectMember, Ticket, TicketHistory
 from tickets.tasks import bulk_job_run

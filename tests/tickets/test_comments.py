@@ -2,7 +2,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Membership
-from events.models import AuditEntry, IdempotencyRecord, OutboxEvent
+from eventlog.models import AuditEntry, IdempotencyRecord, OutboxEvent
 from tickets.content_services import comment_create
 from tickets.models import Comment, ProjectMember, TicketHistory, Watcher
 

@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Invitation, Membership
 from accounts.models import User
-from events.models import AuditEntry, Job, OutboxEvent
+from eventlog.models import AuditEntry, Job, OutboxEvent
 from tenants.models import Tenant
 from tenants.services import tenant_signup
 from tests.conftest import PASSWORD

@@ -1,7 +1,7 @@
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from events.models import AuditEntry, IdempotencyRecord, OutboxEvent
+from eventlog.models import AuditEntry, IdempotencyRecord, OutboxEvent
 from tickets.models import Project, ProjectMember, Ticket, TicketHistory, Watcher
 
 FULL = {

@@ -5,7 +5,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Membership
-from events.models import AuditEntry, OutboxEvent
+from eventlog.models import AuditEntry, OutboxEvent
 from tickets.models import Comment, ProjectMember, Ticket, TicketHistory, WorkflowSchemeEntry
 from tickets.workflow_definition import TEMPLATES, DefinitionProblems, definition_compile
 from tickets.workflow_engine import project_workflow_ensure, workflow_create

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Membership
-from events.models import AuditEntry, Job, OutboxEvent
+from eventlog.models import AuditEntry, Job, OutboxEvent
 from saas.errors import Invalid
 from tickets import workflow_services
 from tickets.models import (

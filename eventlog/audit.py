@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import models
 
-from events.models import AuditEntry
+from eventlog.models import AuditEntry
 from saas.context import request_context
 
 

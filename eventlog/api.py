@@ -5,7 +5,7 @@ from ninja.pagination import paginate
 
 from accounts.authentication import AuthedRequest
 from accounts.policy import READ_AUDIT, member_require
-from events.models import AuditEntry
+from eventlog.models import AuditEntry
 from saas.pagination import Page
 
 router = Router(tags=["audit"])

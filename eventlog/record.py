@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from events.audit import audit_record
-from events.outbox import outbox_emit
+from eventlog.audit import audit_record
+from eventlog.outbox import outbox_emit
 
 
 def change_record(

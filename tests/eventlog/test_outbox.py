@@ -1,10 +1,10 @@
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from events.dispatch import outbox_dispatch_pending
-from events.models import OutboxEvent
-from events.outbox import _consumers, outbox_consumer, outbox_emit
-from events.tasks import outbox_dispatch, outbox_sweep_all
+from eventlog.dispatch import outbox_dispatch_pending
+from eventlog.models import OutboxEvent
+from eventlog.outbox import _consumers, outbox_consumer, outbox_emit
+from eventlog.tasks import outbox_dispatch, outbox_sweep_all
 
 
 def _registered(kind, func):

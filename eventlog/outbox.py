@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from events.models import OutboxEvent
+from eventlog.models import OutboxEvent
 from saas.tenancy import current_schema
 
 Consumer = Callable[[OutboxEvent], None]
@@ -62,7 +62,7 @@ def _dispatch_after_commit(schema_name: str) -> None:
             return
 
     def enqueue() -> None:
-        from events.tasks import outbox_dispatch
+        from eventlog.tasks import outbox_dispatch
 
         enqueue.outbox_sent = True  # type: ignore[attr-defined]
         outbox_dispatch.delay(schema_name)

@@ -2,8 +2,8 @@ import pytest
 from django.db import DatabaseError, transaction
 from django_tenants.utils import schema_context
 
-from events.audit import audit_record
-from events.models import AuditEntry
+from eventlog.audit import audit_record
+from eventlog.models import AuditEntry
 
 
 def _entries(world, *, count=3):

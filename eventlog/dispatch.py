@@ -5,8 +5,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from events.models import OutboxEvent
-from events.outbox import outbox_consumers_for
+from eventlog.models import OutboxEvent
+from eventlog.outbox import outbox_consumers_for
 
 logger = logging.getLogger(__name__)
 BATCH = 100

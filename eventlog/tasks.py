@@ -1,7 +1,7 @@
 from celery import shared_task
 from django_tenants.utils import get_tenant_model, schema_context
 
-from events.dispatch import outbox_dispatch_pending
+from eventlog.dispatch import outbox_dispatch_pending
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=8)
