@@ -115,14 +115,20 @@ def install_error_handlers(api: NinjaAPI) -> None:
 def build_tenant_api() -> NinjaAPI:
     from accounts.api_auth import router as auth_router
     from accounts.api_users import groups_router, invitations_router, users_router
-    from events.api import router as audit_router
+    from eventlog.api import router as audit_router
+    from notifications.api import router as notifications_router
+    from notifications.webhooks.api import router as webhooks_router
+    from reports.api import router as reports_router
+    from reports.api_dashboards import router as dashboards_router
     from search.api import router as search_router
     from search.api_filters import router as filters_router
     from tickets.api import router as tickets_router
+    from tickets.api_agile import router as agile_router
     from tickets.api_bulk import router as bulk_router
     from tickets.api_content import router as content_router
     from tickets.api_projects import router as projects_router
     from tickets.api_workflows import router as workflows_router
+    from tickets.api_worklogs import router as worklogs_router
 
     api = NinjaAPI(
         title="Ticketing API",
@@ -147,6 +153,12 @@ def build_tenant_api() -> NinjaAPI:
     api.add_router("", workflows_router)
     api.add_router("/search", search_router)
     api.add_router("/filters", filters_router)
+    api.add_router("", agile_router)
+    api.add_router("", worklogs_router)
+    api.add_router("/reports", reports_router)
+    api.add_router("", dashboards_router)
+    api.add_router("", notifications_router)
+    api.add_router("/webhooks", webhooks_router)
     return api
 
 

@@ -113,9 +113,12 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "accounts.members",
-    "events",
+    "eventlog.apps.EventsConfig",
     "tickets",
     "search",
+    "reports",
+    "notifications",
+    "notifications.webhooks.apps.WebhooksConfig",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -256,7 +259,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
-    "outbox-sweep": {"task": "events.tasks.outbox_sweep_all", "schedule": 30.0},
+    "outbox-sweep": {"task": "eventlog.tasks.outbox_sweep_all", "schedule": 30.0},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -1,3 +1,11 @@
+from tickets.models.agile import (
+    Board,
+    BoardColumn,
+    Sprint,
+    SprintChange,
+    SprintMembership,
+    Worklog,
+)
 from tickets.models.catalog import CustomField, IssueType, Priority, Resolution, Status
 from tickets.models.content import Attachment, Comment
 from tickets.models.projects import Component, Project, ProjectMember, Version
@@ -6,6 +14,8 @@ from tickets.models.workflows import Workflow, WorkflowSchemeEntry, WorkflowVers
 
 __all__ = [
     "Attachment",
+    "Board",
+    "BoardColumn",
     "Comment",
     "Component",
     "CustomField",
@@ -14,6 +24,9 @@ __all__ = [
     "Project",
     "ProjectMember",
     "Resolution",
+    "Sprint",
+    "SprintChange",
+    "SprintMembership",
     "Status",
     "Ticket",
     "TicketHistory",
@@ -23,4 +36,5 @@ __all__ = [
     "Workflow",
     "WorkflowSchemeEntry",
     "WorkflowVersion",
+    "Worklog",
 ]

@@ -82,6 +82,18 @@ class Ticket(models.Model):
         related_name="epic_children",
         db_index=False,
     )
+    # The open (future or active) sprint the ticket is in; null in the backlog.
+    sprint = models.ForeignKey(
+        "tickets.Sprint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tickets",
+        db_index=False,
+    )
+    # Board/backlog order: a LexoRank-style string compared bytewise (collation "C"),
+    # so moving one card rewrites one row.
+    rank = models.CharField(max_length=64, default="", blank=True, db_collation="C")
     # {"<custom field id>": value}; validated against the field's type on write.
     custom_fields = models.JSONField(default=dict, blank=True)
     # Set from the import or by the service; not auto_now so imports keep their times.
@@ -105,6 +117,8 @@ class Ticket(models.Model):
             models.Index(fields=["created_at"]),
             models.Index(fields=["parent"]),
             models.Index(fields=["epic"]),
+            models.Index(fields=["sprint", "rank"]),
+            models.Index(fields=["project", "rank"]),
             GinIndex(fields=["labels"], name="ticket_labels_gin"),
         ]
 

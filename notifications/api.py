@@ -1,0 +1,5 @@
+"""In-app notifications and notification preferences."""
+
+from ninja import Router
+
+router = Router(tags=["notifications"])

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class NotificationsConfig(AppConfig):
+    """Tenant schema: in-app notifications, preferences, email, real-time push."""
+
+    name = "notifications"
+    verbose_name = "Notifications"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    """Tenant schema: outbound webhooks, their deliveries and retries."""
+
+    name = "notifications.webhooks"
+    label = "webhooks"
+    verbose_name = "Outbound webhooks"
