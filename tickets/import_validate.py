@@ -35,19 +35,20 @@ from tickets.models import (
     Ticket,
     Version,
 )
+from tickets.sprint_import import sprints_validate, ticket_sprints_validate
 
 MAX_ERRORS = 1000
 MAX_NUMBER = 2**31 - 1
 KEY_RE = re.compile(r"^([A-Z][A-Z0-9_]{1,9})-([1-9][0-9]{0,9})$")
 PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
-SECTIONS = ("users", "projects", "custom_fields", "tickets")
+SECTIONS = ("users", "projects", "custom_fields", "sprints", "tickets")
 TICKET_FIELDS = frozenset(
     (
         *("key", "project", "type", "status", "priority", "resolution", "summary", "title"),
         *("description", "labels", "components", "fix_versions", "assignee", "reporter"),
         *("watchers", "created", "updated", "resolved", "due", "due_date", "story_points"),
         *("original_estimate", "remaining_estimate", "time_spent", "parent", "epic"),
-        *("custom_fields", "comments", "history"),
+        *("custom_fields", "comments", "history", "sprints"),
     )
 )
 HISTORY_FIELD_ALIASES = {"issuetype": "type", "issue_type": "type"}
@@ -88,9 +89,9 @@ class TicketPlan:
     __slots__ = (
         "assignee", "comments", "components", "created", "custom", "description", "due",
         "epic", "history", "id", "index", "key", "labels", "number", "original_estimate",
-        "parent", "priority", "project", "remaining_estimate", "reporter", "resolution",
-        "resolved", "status", "story_points", "summary", "time_spent", "type", "updated",
-        "versions", "watchers",
+        "parent", "priority", "project", "rank", "remaining_estimate", "reporter",
+        "resolution", "resolved", "sprints", "status", "story_points", "summary",
+        "time_spent", "type", "updated", "versions", "watchers",
     )  # fmt: skip
     index: int
     id: int | None
@@ -125,9 +126,13 @@ class TicketPlan:
     # (field, from, to, from ref, to ref, actor, at)
     history: list[tuple[str, str | None, str | None, Slot | None, Slot | None, Slot | None, Any]]
 
+    rank: str
+    sprints: list[Any]  # SprintPlan: the file's sprints the ticket is in
+
     def __init__(self, index: int) -> None:
         self.index, self.id = index, None
         self.parent = self.epic = None
+        self.rank, self.sprints = "", []
 
 
 @dataclass
@@ -145,6 +150,7 @@ class ImportPlan:
     tickets: list[TicketPlan] = field(default_factory=list)
     enable_fields: set[tuple[str, str]] = field(default_factory=set)  # (project, field)
     enable_types: set[tuple[str, str]] = field(default_factory=set)  # (project, type)
+    sprints: dict[str, Any] = field(default_factory=dict)  # the file's id -> SprintPlan
 
 
 class ImportInvalid(Invalid):
@@ -233,6 +239,7 @@ class _Validator:
         self._users()
         self._custom_fields()
         self._projects()
+        sprints_validate(self)
         self._tickets()
         if self.total:
             raise ImportInvalid(self.errors, self.total)
@@ -548,6 +555,7 @@ class _Validator:
         t.custom = self._custom(e.get("custom_fields"), t, where)
         t.comments = self._comments(e.get("comments"), t, where)
         t.history = self._history(e.get("history"), t, where)
+        t.sprints = ticket_sprints_validate(self, e.get("sprints"), t, where)
         return t
 
     def _default(self, e: dict, name: str, target: dict, defaults: dict, where: Where) -> Any:

@@ -43,6 +43,12 @@ from tickets.models import (
     Watcher,
     WorkflowSchemeEntry,
 )
+from tickets.sprint_import import (
+    open_sprint_id,
+    sprint_memberships_write,
+    sprints_write,
+    tickets_rank,
+)
 from tickets.workflow_definition import DEFAULT_TEMPLATE, TEMPLATES
 from tickets.workflow_engine import workflow_create
 
@@ -61,7 +67,7 @@ TICKET_COLUMNS = (
     "status_id", "priority_id", "resolution_id", "assignee_id", "reporter_id", "creator_id",
     "labels", "due_date", "story_points", "original_estimate", "remaining_estimate",
     "time_spent", "parent_id", "epic_id", "custom_fields", "created_at", "updated_at",
-    "resolved_at", "version",
+    "resolved_at", "version", "rank", "sprint_id",
 )  # fmt: skip
 COMMENT_COLUMNS = ("ticket_id", "author_id", "body", "mentions", "created_at", "updated_at")
 HISTORY_COLUMNS = (
@@ -82,7 +88,11 @@ def import_write(
         CustomField, plan.custom_fields.values(), lambda s, i: s.data["field"]
     )
     _projects(plan, actor, counts)
+    sprints = sprints_write(plan)
     _tickets(plan, counts, progress or (lambda done: None))
+    if plan.sprints:  # only then: the counts of imports without sprints stay as they were
+        counts["sprints_created"] = sprints
+        counts["sprint_memberships"] = sprint_memberships_write(plan)
     return dict(counts)
 
 
@@ -315,6 +325,7 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
     tickets = plan.tickets
     for t, pk in zip(tickets, _ticket_ids(len(tickets)), strict=True):
         t.id = pk
+    tickets_rank(tickets)
     now = timezone.now()
     m2m = (
         (Ticket.components.through, "component_id", "components", "ticket_components"),
@@ -436,7 +447,7 @@ def _ticket_row(t: TicketPlan) -> tuple[Any, ...]:
         t.status.id, t.priority.id, _id(t.resolution), _id(t.assignee), reporter, reporter,
         _text_array(t.labels), t.due, t.story_points, t.original_estimate, t.remaining_estimate,
         t.time_spent, _ticket_id(t.parent), _ticket_id(t.epic), json.dumps(custom), t.created,
-        t.updated, t.resolved, 1,
+        t.updated, t.resolved, 1, t.rank, open_sprint_id(t),
     )  # fmt: skip
 
 

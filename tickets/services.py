@@ -25,6 +25,7 @@ from tickets.access import (
 )
 from tickets.history import FieldChange, changes_as_audit, history_record
 from tickets.models import Attachment, Project, Ticket, TicketLink, Watcher
+from tickets.rank import project_last_rank, rank_after
 
 EDITABLE_FIELDS = (
     "summary",
@@ -303,6 +304,8 @@ def ticket_create(*, project: Project, actor: Membership, data: Mapping[str, Any
     ticket.status = initial_status_for(project=project, issue_type=ticket.issue_type)
     ticket.number = _number_allocate(project)
     ticket.key = f"{project.key}-{ticket.number}"
+    # After the project's last card; the numbering above holds the project row lock.
+    ticket.rank = rank_after(project_last_rank(project.pk))
     ticket.save(force_insert=True)
     for name, items in plan.m2m.items():
         getattr(ticket, name).set(items)
