@@ -6,3 +6,6 @@ class NotificationsConfig(AppConfig):
 
     name = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self) -> None:
+        from notifications import rules  # noqa: F401  (registers outbox consumers)
