@@ -6,14 +6,16 @@
    servers under `.data/` (see saas.embedded);
 2. migrations (`migrate_platform`), the demo tenant and the platform operator
    (`demo_seed`, created once), static files (`collectstatic`);
-3. the process roles as children: web (granian WSGI, serving /static too), worker
-   (`celery worker`) and beat (`celery beat`);
+3. the process roles as children: web (granian WSGI, serving /static too), realtime
+   (granian ASGI serving saas.asgi: the live WebSocket `/ws/live` on REALTIME_PORT),
+   worker (`celery worker`) and beat (`celery beat`);
 4. a banner with the URLs and the demo credentials once the web answers.
 
 Ctrl-C (SIGINT) or SIGTERM stops web and beat, then the worker (warm shutdown), then
 the embedded servers; a second Ctrl-C kills what is left. If a child dies, everything
 stops and the exit code is 1. Environment: HOST (127.0.0.1), PORT (8000), WEB_WORKERS
-(2), WEB_THREADS (4), WORKER_CONCURRENCY (2), plus everything saas.settings reads.
+(2), WEB_THREADS (4), REALTIME_PORT (PORT + 1), REALTIME_WORKERS (1), WORKER_CONCURRENCY
+(2), plus everything saas.settings reads.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from saas.embedded import BASE_DIR, backing_services, data_dir_default, exit_code_of
 
-STOP_TIMEOUT_SECONDS = {"web": 10.0, "beat": 10.0, "worker": 30.0}
+STOP_TIMEOUT_SECONDS = {"web": 10.0, "realtime": 10.0, "beat": 10.0, "worker": 30.0}
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -46,6 +48,7 @@ class Child:
     role: str
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's
 
     @property
     def pid(self) -> int:
@@ -78,7 +81,9 @@ class Supervisor:
 
     def start(self) -> None:
         for child in self.children:
-            child.process = subprocess.Popen(child.argv, env=self.env, process_group=0)  # noqa: S603
+            child.process = subprocess.Popen(  # noqa: S603
+                child.argv, env={**self.env, **child.env}, process_group=0
+            )
             log(f"{child.role}: pid {child.pid}: {' '.join(child.argv)}")
 
     def dead_child(self) -> Child | None:
@@ -113,7 +118,7 @@ class Supervisor:
         self._signals_at_stop = self.signals_received
         by_role = {child.role: child for child in self.children}
         # Stop taking requests and scheduling first, then let the worker finish its tasks.
-        for stage in (("web", "beat"), ("worker",)):
+        for stage in (("web", "realtime", "beat"), ("worker",)):
             stage_children = [by_role[r] for r in stage if r in by_role]
             for child in stage_children:
                 self._signal(child, signal.SIGTERM)
@@ -148,7 +153,9 @@ class Supervisor:
         log(f"{child.role}: stopped ({exit_code_of(child.process.returncode)})")
 
 
-def children_for(*, host: str, port: int, data_dir: Path, static_root: Path) -> list[Child]:
+def children_for(
+    *, host: str, port: int, realtime_port: int, data_dir: Path, static_root: Path
+) -> list[Child]:
     bin_dir = Path(sys.executable).parent
     web_workers = os.environ.get("WEB_WORKERS", "2")
     web_threads = os.environ.get("WEB_THREADS", "4")
@@ -170,6 +177,21 @@ def children_for(*, host: str, port: int, data_dir: Path, static_root: Path) -> 
                 "--access-log",
                 "--workers-kill-timeout", "10",
             ],
+        ),
+        Child(
+            "realtime",
+            [
+                str(bin_dir / "granian"),
+                "--interface", "asginl",
+                "saas.asgi:application",
+                "--host", host,
+                "--port", str(realtime_port),
+                "--workers", os.environ.get("REALTIME_WORKERS", "1"),
+                "--workers-kill-timeout", "10",
+            ],
+            # Persistent connections leak under ASGI (DESIGN.md); this role queries
+            # little (connect, subscribe, access re-checks).
+            env={"CONN_MAX_AGE": "0"},
         ),
         Child(
             "worker",
@@ -239,7 +261,14 @@ def connections_close_all() -> None:
         redis_client.cache_clear()
 
 
-def banner(*, credentials: Sequence[str], host: str, port: int, notes: Sequence[str]) -> str:
+def banner(
+    *,
+    credentials: Sequence[str],
+    host: str,
+    port: int,
+    realtime_port: int,
+    notes: Sequence[str],
+) -> str:
     from tenants.models import tenant_url
 
     public, demo = tenant_url(None), tenant_url("demo")
@@ -253,6 +282,7 @@ def banner(*, credentials: Sequence[str], host: str, port: int, notes: Sequence[
         f"  demo API docs          {demo}/api/v1/docs",
         f"  operator console       {public}/admin/",
         f"  health                 {public}/healthz  {public}/readyz",
+        f"  live updates           ws://demo.localhost:{realtime_port}/ws/live",
         "",
         "  Accounts (passwords kept in .data/demo-credentials.json):",
         *(f"    {line}" for line in credentials),
@@ -268,6 +298,7 @@ def banner(*, credentials: Sequence[str], host: str, port: int, notes: Sequence[
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
+    realtime_port = int(os.environ.get("REALTIME_PORT", str(port + 1)))
     os.environ.setdefault("PUBLIC_PORT", str(port))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas.settings")
     data_dir = data_dir_default()
@@ -288,16 +319,29 @@ def main() -> int:
 
         supervisor = Supervisor(
             children=children_for(
-                host=host, port=port, data_dir=data_dir, static_root=Path(settings.STATIC_ROOT)
+                host=host,
+                port=port,
+                realtime_port=realtime_port,
+                data_dir=data_dir,
+                static_root=Path(settings.STATIC_ROOT),
             ),
             env=dict(os.environ),
         )
         supervisor.signals_install()
         try:
             supervisor.start()
-            if supervisor.wait_until(http_ready(host, port), timeout=READY_TIMEOUT_SECONDS):
+            web_ready, realtime_ready = http_ready(host, port), http_ready(host, realtime_port)
+            if supervisor.wait_until(
+                lambda: web_ready() and realtime_ready(), timeout=READY_TIMEOUT_SECONDS
+            ):
                 print(
-                    banner(credentials=credentials, host=host, port=port, notes=services.notes),
+                    banner(
+                        credentials=credentials,
+                        host=host,
+                        port=port,
+                        realtime_port=realtime_port,
+                        notes=services.notes,
+                    ),
                     flush=True,
                 )
                 supervisor.serve()
