@@ -1,7 +1,8 @@
 """Search: advanced (JQL) and simple ticket search.
 
 Mounted by saas/api.py at `/search`. Both compile to the one JQL AST and run on the
-Postgres backend; an invalid query answers 400 `jql_invalid` with its position.
+tenant's search backend (search.engine.execute: Postgres, or OpenSearch/Elasticsearch);
+an invalid query answers 400 `jql_invalid` with its position, whatever the backend.
 """
 
 from typing import Any
@@ -12,13 +13,12 @@ from ninja import Query, Router
 
 from accounts.authentication import AuthedRequest
 from saas.errors import BadRequest
-from search.export import ExportIn, tickets_export_response
+from search.engine.execute import search_export_ids, search_page, search_plan
+from search.export import EXPORT_MAX_ROWS, ExportIn, tickets_export_response
 from search.jql import ast
-from search.jql.compile_postgres import jql_compile_postgres
 from search.jql.parser import jql_parse
 from search.schemas import AdvancedSearchIn, SearchPage, SimpleSearchIn
 from search.suggest import SuggestionsIn, SuggestionsOut, jql_suggestions
-from tickets.selectors import tickets_for_list
 
 router = Router(tags=["search"])
 
@@ -35,7 +35,10 @@ def _invalid(exc: ast.JqlError) -> BadRequest:
 def _page(request: AuthedRequest, query: ast.Query, offset: int, limit: int) -> dict:
     tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
     try:
-        tickets = jql_compile_postgres(query, member=request.member, tenant=tenant)
+        # The tenant's backend (Postgres or an engine) runs it; validation is shared.
+        return search_page(
+            query=query, member=request.member, tenant=tenant, offset=offset, limit=limit
+        )
     except ast.JqlError as exc:
         raise _invalid(exc) from exc
     except OverflowError as exc:  # date arithmetic past year 9999 in a function argument
@@ -44,12 +47,6 @@ def _page(request: AuthedRequest, query: ast.Query, offset: int, limit: int) -> 
             code="jql_invalid",
             details={"line": None, "column": None},
         ) from exc
-    return {
-        "total": tickets.count(),
-        "offset": offset,
-        "limit": limit,
-        "items": list(tickets_for_list(tickets)[offset : offset + limit]),
-    }
 
 
 @router.get("/advanced", response=SearchPage)
@@ -126,7 +123,8 @@ def search_export(request: AuthedRequest, params: Query[ExportIn]) -> StreamingH
     answers 422 `export_too_large`: narrow the query)."""
     tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
     try:
-        tickets = jql_compile_postgres(jql_parse(params.jql), member=request.member, tenant=tenant)
+        plan = search_plan(query=jql_parse(params.jql), member=request.member, tenant=tenant)
+        ordered_ids = search_export_ids(plan, max_rows=EXPORT_MAX_ROWS + 1)
     except ast.JqlError as exc:
         raise _invalid(exc) from exc
     except OverflowError as exc:
@@ -135,7 +133,9 @@ def search_export(request: AuthedRequest, params: Query[ExportIn]) -> StreamingH
             code="jql_invalid",
             details={"line": None, "column": None},
         ) from exc
-    return tickets_export_response(tickets=tickets, tenant=tenant, fmt=params.format)
+    return tickets_export_response(
+        tickets=plan.tickets, tenant=tenant, fmt=params.format, ordered_ids=ordered_ids
+    )
 
 
 @router.get("/suggestions", response=SuggestionsOut)

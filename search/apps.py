@@ -6,3 +6,6 @@ class SearchConfig(AppConfig):
 
     name = "search"
     verbose_name = "Search"
+
+    def ready(self) -> None:
+        from search.engine import feed  # noqa: F401  (registers the indexing consumers)

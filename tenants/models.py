@@ -25,6 +25,18 @@ class Tenant(TenantMixin):
     time_zone = models.CharField(max_length=64, default="UTC")
     member_count = models.PositiveIntegerField(default=0)
     max_attachment_bytes = models.PositiveBigIntegerField(default=25 * 1024 * 1024)
+    # Search engine override (None: the SEARCH_BACKEND / SEARCH_SHARDS settings).
+    search_backend = models.CharField(
+        max_length=16,
+        null=True,
+        blank=True,
+        choices=[
+            ("postgres", "PostgreSQL"),
+            ("opensearch", "OpenSearch"),
+            ("elasticsearch", "Elasticsearch"),
+        ],
+    )
+    search_shards = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,144 @@
+"""The one place the search endpoints choose a backend and run a query.
+
+Parsing and validation are shared: every query is compiled by the Postgres compiler
+first (which raises the JqlError the API turns into a 400), so both backends answer
+the same errors. On a tenant whose backend is an engine the query then runs there and
+only the page of tickets is read from Postgres (in the engine's order); a query the
+engine cannot answer runs on Postgres.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.members.models import Membership
+from search.engine.backend import index_alias, search_engine_for
+from search.engine.client import ENGINE_DOWN, SearchEngine
+from search.engine.compile_dsl import EngineUnsupported, jql_compile_dsl
+from search.jql import ast
+from search.jql.compile_postgres import jql_compile_postgres
+from tickets.models import Ticket
+from tickets.selectors import tickets_for_list
+
+logger = logging.getLogger(__name__)
+
+# from/size up to the engine's max_result_window; deeper pages walk with search_after.
+MAX_WINDOW = 10_000
+WALK_BATCH = 1_000
+
+
+@dataclass
+class SearchPlan:
+    """A validated query: the Postgres queryset, and the engine body when the tenant's
+    backend is an engine that can answer it."""
+
+    tickets: QuerySet[Ticket]
+    engine: SearchEngine | None = None
+    body: dict[str, Any] | None = None
+    index: str = ""
+
+
+def search_plan(*, query: ast.Query, member: Membership, tenant: Any) -> SearchPlan:
+    """Validate and compile `query` for the tenant's backend (raises JqlError)."""
+    tickets = jql_compile_postgres(query, member=member, tenant=tenant)
+    engine = search_engine_for(tenant)
+    if engine is None:
+        return SearchPlan(tickets)
+    try:
+        body = jql_compile_dsl(query, member=member, tenant=tenant)
+    except EngineUnsupported:
+        return SearchPlan(tickets)
+    return SearchPlan(tickets, engine, body, index_alias(tenant.schema_name))
+
+
+def _ordered(ids: list[int]) -> list[Ticket]:
+    position = {pk: index for index, pk in enumerate(ids)}
+    tickets = tickets_for_list(Ticket.objects.filter(pk__in=ids))
+    return sorted(tickets, key=lambda ticket: position[ticket.pk])
+
+
+def engine_ids(plan: SearchPlan, *, offset: int = 0, limit: int | None = None) -> Iterator[int]:
+    """Ticket ids of the result in order from `offset` (at most `limit`), walking the
+    whole result with `search_after` (stable: every sort ends with the id)."""
+    assert plan.engine is not None
+    assert plan.body is not None
+    after: list[Any] | None = None
+    skipped, yielded = 0, 0
+    while limit is None or yielded < limit:
+        body: dict[str, Any] = {
+            **plan.body,
+            "size": WALK_BATCH,
+            "_source": False,
+            "track_total_hits": False,
+        }
+        if after is not None:
+            body["search_after"] = after
+        hits = plan.engine.search(index=plan.index, body=body)["hits"]["hits"]
+        for hit in hits:
+            if skipped < offset:
+                skipped += 1
+                continue
+            if limit is not None and yielded >= limit:
+                return
+            yielded += 1
+            yield int(hit["_id"])
+        if len(hits) < WALK_BATCH:
+            return
+        after = hits[-1]["sort"]
+
+
+def _postgres_page(tickets: QuerySet[Ticket], offset: int, limit: int) -> dict[str, Any]:
+    return {
+        "total": tickets.count(),
+        "offset": offset,
+        "limit": limit,
+        "items": list(tickets_for_list(tickets)[offset : offset + limit]),
+    }
+
+
+def search_page(
+    *, query: ast.Query, member: Membership, tenant: Any, offset: int, limit: int
+) -> dict[str, Any]:
+    """`{"total", "offset", "limit", "items"}` for the API, on the tenant's backend.
+    An engine that cannot be reached is not an error: Postgres answers the same."""
+    plan = search_plan(query=query, member=member, tenant=tenant)
+    if plan.engine is None:
+        return _postgres_page(plan.tickets, offset, limit)
+    try:
+        return _engine_page(plan, offset, limit)
+    except ENGINE_DOWN:
+        logger.warning("search engine unavailable; answering from Postgres", exc_info=True)
+        return _postgres_page(plan.tickets, offset, limit)
+
+
+def _engine_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:
+    assert plan.engine is not None
+    assert plan.body is not None
+    body = {**plan.body, "_source": False, "track_total_hits": True}
+    if offset + limit <= MAX_WINDOW:
+        result = plan.engine.search(index=plan.index, body={**body, "from": offset, "size": limit})
+        ids = [int(hit["_id"]) for hit in result["hits"]["hits"]]
+    else:
+        result = plan.engine.search(index=plan.index, body={**body, "size": 0})
+        ids = list(engine_ids(plan, offset=offset, limit=limit))
+    return {
+        "total": result["hits"]["total"]["value"],
+        "offset": offset,
+        "limit": limit,
+        "items": _ordered(ids),
+    }
+
+
+def search_export_ids(plan: SearchPlan, *, max_rows: int) -> list[int] | None:
+    """The ordered ids of an export (at most `max_rows`) when an engine runs the
+    query; None when Postgres does (no engine, or the engine cannot be reached)."""
+    if plan.engine is None:
+        return None
+    try:
+        return list(engine_ids(plan, limit=max_rows))
+    except ENGINE_DOWN:
+        logger.warning("search engine unavailable; exporting from Postgres", exc_info=True)
+        return None
