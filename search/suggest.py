@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from ninja import Field, Schema
 
 from accounts.members.models import Membership
@@ -36,8 +36,10 @@ _FUNCTIONS_BY_KIND: dict[str, tuple[str, ...]] = {
     fs.USER: _USER_FUNCTIONS,
     fs.DATETIME: _DATE_FUNCTIONS,
     fs.DATE: _DATE_FUNCTIONS,
-    fs.KEY: ("linkedIssues", "updatedBy"),
+    fs.KEY: ("issueHistory", "linkedIssues", "updatedBy"),
     fs.TICKET: ("linkedIssues", "updatedBy"),
+    fs.SPRINT: ("openSprints", "futureSprints", "closedSprints"),
+    fs.VIEWED: _DATE_FUNCTIONS,
 }
 _FUNCTIONS_BY_FIELD: dict[str, tuple[str, ...]] = {
     "issuetype": ("standardIssueTypes", "subtaskIssueTypes"),
@@ -308,6 +310,26 @@ def _catalogue_items(spec: fs.FieldSpec, member: Membership, prefix: str) -> lis
     ]
 
 
+def _sprint_items(member: Membership, prefix: str) -> list[dict[str, Any]]:
+    """Sprints of the projects the member may see: active, then future in backlog
+    order, then the most recently closed."""
+    from search.jql.sprints import sprints_visible_to
+
+    rank = Case(
+        When(state="active", then=Value(0)), When(state="future", then=Value(1)), default=Value(2)
+    )
+    rows = sprints_visible_to(member).select_related("project")
+    if prefix:
+        rows = rows.filter(name__istartswith=prefix)
+    rows = rows.annotate(rank=rank).order_by(
+        "rank", F("completed_at").desc(nulls_last=True), "sequence", "id"
+    )
+    return [
+        _item(quote_value(s.name), f"{s.name} ({s.project.key}, {s.get_state_display()})", "sprint")
+        for s in rows[:MAX_ITEMS]
+    ]
+
+
 def _value_items(spec: fs.FieldSpec | None, member: Membership, prefix: str) -> list[dict]:
     if spec is None:
         return []
@@ -316,6 +338,8 @@ def _value_items(spec: fs.FieldSpec | None, member: Membership, prefix: str) -> 
         return functions + _user_items(prefix)
     if spec.kind == fs.LABELS:
         values = _label_items(member, prefix)
+    elif spec.kind == fs.SPRINT:
+        return functions + _sprint_items(member, prefix)
     elif spec.kind in (fs.REF, fs.M2M):
         values = _catalogue_items(spec, member, prefix)
     elif spec.kind == fs.CATEGORY:

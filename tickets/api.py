@@ -92,8 +92,13 @@ def ticket_post(request: AuthedRequest, projectId: str, body: TicketIn):
 
 @router.get("/tickets/{ticketId}", response=TicketDetailOut)
 def ticket_get(request: AuthedRequest, ticketId: str):
-    """A ticket with its sub-tasks, links and watchers."""
+    """A ticket with its sub-tasks, links and watchers. Opening it adds it to the
+    caller's recently viewed tickets (JQL `issueHistory()`)."""
+    from saas.tenancy import current_schema
+    from search.jql.views import ticket_view_record
+
     ticket = ticket_get_for_user(member=request.member, ref=ticketId)
+    ticket_view_record(schema=current_schema(), user_id=request.member.user_id, ticket_id=ticket.pk)
     return _detail_response(request, ticket)
 
 

@@ -43,12 +43,13 @@ from django.db.models import (
 from django.db.models.functions import Cast
 
 from accounts.members.models import Membership
-from search.jql import ast
+from search.jql import ast, sprints, views
 from search.jql import fields as fs
 from search.jql import functions as fn
 from search.jql.ast import JqlError, ResolvedDate
+from search.jql.history_sets import set_history
 from tickets.access import tickets_visible_to
-from tickets.models import Comment, Priority, Ticket, TicketHistory, Watcher
+from tickets.models import Comment, Priority, Status, Ticket, TicketHistory, Watcher
 
 # -- SQL building blocks ---------------------------------------------------------------------
 
@@ -192,8 +193,6 @@ class _Compiler:
         calls = [v for v in values if isinstance(v, ast.FunctionCall)]
         for call in calls:
             kind = fn.function_kind(call)
-            if kind == fn.SPRINT:
-                raise JqlError("Sprints are not available yet", call.pos)
             if kind not in accepts:
                 raise JqlError(
                     f"The function '{fn.DISPLAY_NAMES[call.name]}()' is not supported by the "
@@ -269,7 +268,14 @@ class _Compiler:
             return Q(**{f"{spec.column}_id__in": self.ids(spec, values)})
         if kind == fs.CATEGORY:
             self._functions(spec, values, set())
-            return Q(status__category__in=fs.category_resolve(spec, values))
+            # As status ids (a handful): the filter then applies in the ticket scan,
+            # before any sort, instead of after a join with the statuses.
+            categories = fs.category_resolve(spec, values)
+            return Q(
+                status_id__in=list(
+                    Status.objects.filter(category__in=categories).values_list("pk", flat=True)
+                )
+            )
         if kind == fs.M2M:
             through = getattr(Ticket, spec.column or "").through
             target = "component_id" if spec.column == "components" else "version_id"
@@ -287,6 +293,12 @@ class _Compiler:
             return Q(labels__overlap=[v.value for v in values])
         if kind == fs.KEY:
             return self.keys(spec, values)
+        if kind == fs.SPRINT:
+            calls = self._functions(spec, values, {fn.SPRINT})
+            literals = [v for v in values if isinstance(v, ast.Literal)]
+            return sprints.sprint_any_of(
+                sprints.sprint_ids(literals, calls, member=self.ctx.member)
+            )
         if kind == fs.TICKET:
             self._functions(spec, values, set())
             keys = [v.value.strip().upper() for v in values]
@@ -367,6 +379,10 @@ class _Compiler:
             return ~Q(Exists(through.objects.filter(ticket_id=OuterRef("pk"))))
         if kind == fs.WATCHER:
             return ~Q(Exists(Watcher.objects.filter(ticket_id=OuterRef("pk"))))
+        if kind == fs.SPRINT:
+            return sprints.sprint_empty()
+        if kind == fs.VIEWED:
+            return ~Q(pk__in=list(self.ctx.viewed()))
         if kind == fs.CUSTOM:
             # Missing key, JSON null, "" or []: jsonb_extract_path_text gives NULL/""/"[]".
             text = self.custom_text(spec)
@@ -389,6 +405,8 @@ class _Compiler:
             return self.date_compare(spec, op, self.date(spec, value))
         if spec.kind == fs.NUMBER:
             return Q(**{f"{spec.column}__{lookup}": self.number(spec, value)})
+        if spec.kind == fs.VIEWED:
+            return views.viewed_compare(self.ctx.viewed(), op, self.date(spec, value))
         if spec.kind == fs.KEY:
             if not isinstance(value, ast.Literal):
                 raise JqlError(f"The field '{spec.name}' needs an issue key", value.pos)
@@ -498,6 +516,8 @@ class _Compiler:
                     f"'{node.op.upper()}' operator",
                     predicate.pos,
                 )
+        if spec.kind in (fs.LABELS, fs.M2M):
+            return set_history(self, spec, node, pos)
         if node.op == "changed":
             # The rows written when the ticket was created are not changes.
             rows = rows.exclude(
@@ -615,15 +635,32 @@ class _Compiler:
             if spec.kind == fs.CUSTOM:
                 text = self.custom_text(spec)
                 exprs = [Cast(text, FloatField()) if spec.custom.type == "number" else text]
+            elif spec.kind == fs.VIEWED:
+                exprs = [views.viewed_order(self.ctx.viewed())]
             elif spec.order:
                 exprs = [F(name) for name in spec.order]
             else:
                 raise JqlError(f"Field '{spec.name}' does not support sorting", item.field.pos)
             for expr in exprs:
-                result.append(OrderBy(expr, descending=item.descending, nulls_last=True))
+                # NULLS LAST only where there can be nulls: on a NOT NULL column it would
+                # keep a DESC sort from reading its index backwards.
+                never_null = isinstance(expr, F) and _never_null(expr.name)
+                nulls_last = None if never_null else True
+                result.append(OrderBy(expr, descending=item.descending, nulls_last=nulls_last))
         last_descending = order_by[-1].descending
         result.append(F("id").desc() if last_descending else F("id").asc())
         return result
+
+
+def _never_null(lookup: str) -> bool:
+    """Whether a Ticket lookup (`created_at`, `priority__rank`) is NOT NULL all along."""
+    model: Any = Ticket
+    for name in lookup.split("__"):
+        field = model._meta.get_field(name)
+        if field.null:
+            return False
+        model = field.related_model
+    return True
 
 
 class _FilterCycle(JqlError):

@@ -38,6 +38,8 @@ TICKET = "ticket"  # parent, epic
 WATCHER = "watcher"
 CUSTOM = "custom"
 FILTER = "filter"  # a saved filter: its query compiled in place
+SPRINT = "sprint"  # the sprints a ticket is or was in (see search/jql/sprints.py)
+VIEWED = "viewed"  # lastViewed: when the caller last opened the ticket (search/jql/views.py)
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,9 @@ _SPECS = [
     FieldSpec("description", TEXT_FIELD, TEXT, "description", None, ("description",)),
     FieldSpec("comment", COMMENT, frozenset({"~", "!~"})),
     FieldSpec("text", TEXT_ALL, frozenset({"~", "!~"})),
-    FieldSpec("labels", LABELS, EQUALITY, "labels"),
-    FieldSpec("component", M2M, EQUALITY, "components", "Component"),
-    FieldSpec("fixVersion", M2M, EQUALITY, "fix_versions", "Version"),
+    FieldSpec("labels", LABELS, EQUALITY | HISTORY, "labels", history="labels"),
+    FieldSpec("component", M2M, EQUALITY | HISTORY, "components", "Component", (), "components"),
+    FieldSpec("fixVersion", M2M, EQUALITY | HISTORY, "fix_versions", "Version", (), "fix_versions"),
     FieldSpec("created", DATETIME, EQUALITY | RANGE, "created_at", None, ("created_at",)),
     FieldSpec("updated", DATETIME, EQUALITY | RANGE, "updated_at", None, ("updated_at",)),
     FieldSpec("resolved", DATETIME, EQUALITY | RANGE, "resolved_at", None, ("resolved_at",)),
@@ -135,6 +137,15 @@ _SPECS = [
     FieldSpec("Epic Link", TICKET, EQUALITY, "epic", None, ("epic__project__key", "epic__number")),
     FieldSpec("Story Points", NUMBER, EQUALITY | RANGE, "story_points", None, ("story_points",)),
     FieldSpec("watcher", WATCHER, EQUALITY),
+    FieldSpec(
+        "sprint",
+        SPRINT,
+        EQUALITY,
+        "sprint",
+        "Sprint",
+        ("sprint__sequence", "sprint__id"),
+    ),
+    FieldSpec("lastViewed", VIEWED, RANGE | frozenset({"is", "is not"}), None, None, ("viewed",)),
     FieldSpec("filter", FILTER, frozenset({"=", "!=", "in", "not in"})),
 ]
 SYSTEM_FIELDS = {spec.name.lower(): spec for spec in _SPECS}
@@ -158,9 +169,8 @@ ALIASES = {
     "category": "statuscategory",
     "savedfilter": "filter",
     "request": "filter",
-}
-NOT_YET = {
-    "sprint": "Sprints are not available yet",
+    "sprints": "sprint",
+    "lastviewed": "lastviewed",
 }
 
 
@@ -182,8 +192,6 @@ def field_spec(node: ast.Field) -> FieldSpec:
             )
         return _custom_spec(cf)
     name = " ".join(node.name.lower().split())
-    if name in NOT_YET:
-        raise JqlError(NOT_YET[name], node.pos)
     name = ALIASES.get(name, name)
     if name in SYSTEM_FIELDS:
         return SYSTEM_FIELDS[name]

@@ -36,15 +36,28 @@ class JqlContext:
     member: Membership
     tz: tzinfo
     now: datetime = field(default_factory=timezone.now)
+    schema: str = ""
+    _viewed: dict[int, datetime] | None = None
 
     @classmethod
     def for_tenant(cls, *, member: Membership, tenant: Any) -> "JqlContext":
+        from saas.tenancy import current_schema
+
         name = getattr(tenant, "time_zone", None) or "UTC"
         try:
             tz: tzinfo = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             tz = ZoneInfo("UTC")
-        return cls(member=member, tz=tz)
+        schema = getattr(tenant, "schema_name", None) or current_schema()
+        return cls(member=member, tz=tz, schema=schema)
+
+    def viewed(self) -> dict[int, datetime]:
+        """The caller's recently viewed tickets (id -> when), read once per query."""
+        if self._viewed is None:
+            from search.jql.views import tickets_viewed
+
+            self._viewed = tickets_viewed(schema=self.schema, user_id=self.member.user_id)
+        return self._viewed
 
 
 # -- dates -----------------------------------------------------------------------------
@@ -183,6 +196,7 @@ DISPLAY_NAMES = {
     "opensprints": "openSprints",
     "closedsprints": "closedSprints",
     "futuresprints": "futureSprints",
+    "issuehistory": "issueHistory",
 }
 KINDS = {
     "currentuser": USER,
@@ -197,6 +211,7 @@ KINDS = {
     "opensprints": SPRINT,
     "closedsprints": SPRINT,
     "futuresprints": SPRINT,
+    "issuehistory": TICKET,
 }
 
 
@@ -219,6 +234,9 @@ def _expect_args(call: ast.FunctionCall, display: str, low: int, high: int) -> N
     raise JqlError(f"Function '{display}' expects {expected} but received {count}", call.pos)
 
 
+expect_args = _expect_args
+
+
 def function_dates(call: ast.FunctionCall, ctx: JqlContext) -> ResolvedDate:
     display = DISPLAY_NAMES[call.name]
     if call.name == "now":
@@ -239,9 +257,6 @@ def function_ids(call: ast.FunctionCall, ctx: JqlContext) -> list[int]:
     from tickets.models import IssueType, Project
 
     display = DISPLAY_NAMES[call.name]
-    kind = KINDS[call.name]
-    if kind == SPRINT:
-        raise JqlError("Sprints are not available yet", call.pos)
     if call.name == "currentuser":
         _expect_args(call, display, 0, 0)
         return [ctx.member.user_id]
@@ -271,6 +286,9 @@ def function_tickets(call: ast.FunctionCall, ctx: JqlContext) -> Q:
     from tickets.models import Ticket, TicketHistory, TicketLink
 
     display = DISPLAY_NAMES[call.name]
+    if call.name == "issuehistory":
+        _expect_args(call, display, 0, 0)
+        return Q(pk__in=list(ctx.viewed()))
     if call.name == "linkedissues":
         _expect_args(call, display, 1, 2)
         key = call.args[0].strip().upper()

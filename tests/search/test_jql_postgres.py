@@ -1,6 +1,7 @@
 """JQL on the Postgres backend: a known set of tickets with known history, and tables
 of (query, expected keys in order) and (query, exact error)."""
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +14,18 @@ from accounts.members.models import Group, Membership
 from search.jql.ast import JqlError
 from search.jql.compile_postgres import jql_compile_postgres
 from search.jql.parser import jql_parse
+from search.jql.views import ticket_view_record
 from tenants.models import Tenant
 from tests.tickets.conftest import private_project_a, project_a  # noqa: F401 (fixtures)
-from tickets.models import Comment, CustomField, Ticket, TicketHistory, TicketLink
+from tickets.models import (
+    Comment,
+    CustomField,
+    Sprint,
+    SprintMembership,
+    Ticket,
+    TicketHistory,
+    TicketLink,
+)
 from tickets.services import ticket_create, ticket_update
 from tickets.workflow_engine import ticket_move_to_status
 
@@ -130,8 +140,83 @@ def search_world(world_a, project_a, private_project_a):  # noqa: F811
         stamp(core4, "priority", "Highest", "2026-02-03T11:00")
         TicketLink.objects.create(source=core1, target=core4, type="blocks")
         severity_id = CustomField.objects.get(name="Severity").pk
+        updated = dict(Ticket.objects.values_list("pk", "updated_at"))
+        _set_history(admin, lead, stamp, core2, core3, core4)
+        for pk, when in updated.items():  # the edits above leave `updated` as it was
+            Ticket.objects.filter(pk=pk).update(updated_at=when)
+        sprints = _sprints(project_a, private_project_a, core1, core2, core3, core4)
+        secret = Ticket.objects.get(key="SECRET-1")
+        for ticket, hours_ago in ((core3, 3), (secret, 2), (core1, 1)):
+            ticket_view_record(
+                schema=world_a.schema,
+                user_id=world_a.user.pk,
+                ticket_id=ticket.pk,
+                at=time.time() - hours_ago * 3600,
+            )
     connection.set_schema_to_public()
-    return {"severity_id": severity_id}
+    return {"severity_id": severity_id, "sprints": sprints}
+
+
+def _set_history(admin, lead, stamp, core2, core3, core4) -> None:
+    """Changes of the multi-valued fields, each recorded as the services write them.
+    labels: CORE-2 [ui] -> [ui beta] (01-21) -> [ui] (01-23);
+            CORE-3 [] -> [perf] (02-02) -> [] (02-04); all by the admin.
+    component: CORE-4 [] -> [ui] (02-03 12:00) -> [] (02-03 13:00), by the admin.
+    fixVersion: CORE-2 [] -> [1.0] (01-21, by the lead) -> [] (01-24, by the admin)."""
+    steps = [
+        (core2, admin, {"labels": ["ui", "beta"]}, "labels", "ui beta", "2026-01-21T09:00"),
+        (core2, admin, {"labels": ["ui"]}, "labels", "ui", "2026-01-23T09:00"),
+        (core3, admin, {"labels": ["perf"]}, "labels", "perf", "2026-02-02T10:00"),
+        (core3, admin, {"labels": []}, "labels", None, "2026-02-04T10:00"),
+        (core4, admin, {"components": ["ui"]}, "components", "ui", "2026-02-03T12:00"),
+        (core4, admin, {"components": []}, "components", None, "2026-02-03T13:00"),
+        (core2, lead, {"fix_versions": ["1.0"]}, "fix_versions", "1.0", "2026-01-21T10:00"),
+        (core2, admin, {"fix_versions": []}, "fix_versions", None, "2026-01-24T10:00"),
+    ]
+    for ticket, actor, data, field, to_value, when in steps:
+        ticket_update(ticket=Ticket.objects.get(pk=ticket.pk), actor=actor, data=data)
+        stamp(ticket, field, to_value, when)
+
+
+def _sprints(project, private_project, core1, core2, core3, core4) -> dict[str, int]:
+    """CORE: Sprint 1 (closed), Sprint 2 (active), Sprint 3 (future); the private project
+    has "Hidden sprint". CORE-1 was completed in Sprint 1; CORE-2 carried over from
+    Sprint 1 to Sprint 2; CORE-3 is in Sprint 2; CORE-4 planned for Sprint 3; CORE-5 was
+    added to Sprint 2 and removed from it (backlog)."""
+    s1, s2, s3 = (
+        Sprint.objects.create(
+            project=project,
+            name=name,
+            state=state,
+            sequence=n,
+            start_at=_utc(start) if start else None,
+            end_at=_utc(end) if end else None,
+        )
+        for n, (name, state, start, end) in enumerate(
+            [
+                ("Sprint 1", "closed", "2026-01-05T09:00", "2026-01-19T09:00"),
+                ("Sprint 2", "active", "2026-01-19T09:00", "2026-02-02T09:00"),
+                ("Sprint 3", "future", None, None),
+            ],
+            start=1,
+        )
+    )
+    hidden = Sprint.objects.create(project=private_project, name="Hidden sprint", sequence=1)
+    core5 = Ticket.objects.get(key="CORE-5")
+    for sprint, ticket, removed in (
+        (s1, core1, None),
+        (s1, core2, None),
+        (s2, core2, None),
+        (s2, core3, None),
+        (s3, core4, None),
+        (s2, core5, "2026-01-25T09:00"),
+    ):
+        SprintMembership.objects.create(
+            sprint=sprint, ticket=ticket, removed_at=_utc(removed) if removed else None
+        )
+    for sprint, tickets in ((s2, [core2, core3]), (s3, [core4])):
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(sprint=sprint)
+    return {"Sprint 1": s1.pk, "Sprint 2": s2.pk, "Sprint 3": s3.pk, "Hidden": hidden.pk}
 
 
 def _keys(world, user, jql: str) -> list[str]:
@@ -327,6 +412,74 @@ QUERIES = [
     ("ORDER BY severity DESC, key", C(2, 1, 3, 4, 5)),
     ("ORDER BY due ASC", C(3, 1, 2, 4, 5)),
     ("ORDER BY updated DESC", C(5, 4, 3, 2, 1)),
+    # sprints: current and closed memberships; EMPTY is the backlog (no open sprint)
+    ('sprint = "Sprint 1"', C(2, 1)),
+    ('sprint = "sprint 2"', C(3, 2)),
+    ('sprints in ("Sprint 1", "SPRINT 3")', C(4, 2, 1)),
+    ("sprint in openSprints()", C(3, 2)),
+    ("sprint in closedSprints()", C(2, 1)),
+    ("sprint in futureSprints()", C(4)),
+    ("sprint in (openSprints(), futureSprints())", C(4, 3, 2)),
+    ("sprint = openSprints()", C(3, 2)),
+    ("sprint is EMPTY", C(5, 1)),
+    ("sprint is not EMPTY", C(4, 3, 2)),
+    ('sprint != "Sprint 1"', C(4, 3)),
+    ("sprint not in openSprints()", C(4)),
+    ("sprint in closedSprints() AND sprint not in closedSprints()", []),
+    ("sprint in closedSprints() AND statusCategory != Done", C(2)),
+    ("sprint in (EMPTY, futureSprints())", C(5, 4, 1)),
+    ("ORDER BY sprint ASC, key ASC", C(2, 3, 4, 1, 5)),
+    ("ORDER BY sprint DESC", C(4, 3, 2, 5, 1)),
+    # history of the multi-valued fields (see _set_history)
+    ("labels WAS beta", C(2)),
+    ("labels WAS ui", C(4, 2, 1)),
+    ("labels WAS perf", C(3)),
+    ("labels WAS IN (beta, perf)", C(3, 2)),
+    ("labels WAS NOT beta", C(5, 4, 3, 1)),
+    ("labels WAS NOT IN (beta, perf)", C(5, 4, 1)),
+    ("labels WAS EMPTY", C(5, 3)),
+    ("labels WAS beta ON 2026-01-22", C(2)),
+    ("labels WAS beta ON 2026-01-24", []),
+    ("labels WAS beta BEFORE 2026-01-21", []),
+    ("labels WAS beta AFTER 2026-01-22", C(2)),
+    ("labels WAS ui BEFORE 2026-01-15", C(1)),
+    ("labels WAS perf BY lead_alpha", []),
+    ('labels WAS perf BY "admin@alpha.test"', C(3)),
+    ('labels WAS ui BY "admin@alpha.test"', C(4, 2, 1)),
+    ("labels CHANGED", C(3, 2)),
+    ("labels CHANGED TO beta", C(2)),
+    ("labels CHANGED FROM beta", C(2)),
+    ("labels CHANGED FROM ui", []),
+    ("labels CHANGED TO EMPTY", C(3)),
+    ("labels CHANGED FROM EMPTY", C(3)),
+    ("labels CHANGED AFTER 2026-02-03", C(3)),
+    ("labels CHANGED BY lead_alpha", []),
+    ("component WAS ui", C(4, 2)),
+    ("component WAS API", C(1)),
+    ("component WAS IN (api, ui)", C(4, 2, 1)),
+    ("component WAS NOT ui", C(5, 3, 1)),
+    ("component WAS EMPTY", C(5, 4, 3)),
+    ("component CHANGED", C(4)),
+    ("component CHANGED TO ui", C(4)),
+    ("component CHANGED FROM ui ON 2026-02-03", C(4)),
+    ("component CHANGED FROM ui AFTER 2026-02-03", []),
+    ('fixVersion WAS "1.0"', C(2, 1)),
+    ('fixVersion WAS "1.0" BY lead_alpha', C(2)),
+    ('fixVersion WAS "1.0" DURING (2026-01-22, 2026-01-23)', C(2, 1)),
+    ('fixVersion WAS "1.0" AFTER 2026-01-25', C(1)),
+    ('fixVersion WAS NOT IN ("1.0")', C(5, 4, 3)),
+    ('fixVersion CHANGED FROM "1.0"', C(2)),
+    ('fixVersion CHANGED TO "1.0" BY lead_alpha', C(2)),
+    ('fixVersions CHANGED BY "admin@alpha.test"', C(2)),
+    # recently viewed (CORE-3, then SECRET-1 which the user may not see, then CORE-1)
+    ("issue in issueHistory()", C(3, 1)),
+    ("key in issueHistory() ORDER BY lastViewed DESC", C(1, 3)),
+    ("key not in issueHistory()", C(5, 4, 2)),
+    ("ORDER BY lastViewed DESC, key ASC", C(1, 3, 2, 4, 5)),
+    ("lastViewed is EMPTY", C(5, 4, 2)),
+    ("lastViewed > -90m", C(1)),
+    ("lastViewed <= -90m", C(3)),
+    ("lastViewed >= startOfDay(-1)", C(3, 1)),
 ]
 
 
@@ -400,8 +553,56 @@ ERRORS = [
         "status = now()",
         "The function 'now()' is not supported by the 'status' field at line 1, character 10",
     ),
-    ("sprint in openSprints()", "Sprints are not available yet at line 1, character 1"),
-    ("type in openSprints()", "Sprints are not available yet at line 1, character 9"),
+    (
+        'sprint = "Sprint 9"',
+        "The value 'Sprint 9' does not exist for the field 'sprint' at line 1, character 10",
+    ),
+    (
+        'sprint = "Hidden sprint"',
+        "The value 'Hidden sprint' does not exist for the field 'sprint' at line 1, character 10",
+    ),
+    (
+        "type in openSprints()",
+        "The function 'openSprints()' is not supported by the 'issuetype' field "
+        "at line 1, character 9",
+    ),
+    (
+        "sprint in currentUser()",
+        "The function 'currentUser()' is not supported by the 'sprint' field "
+        "at line 1, character 11",
+    ),
+    (
+        "sprint in openSprints(1)",
+        "Function 'openSprints' expects no arguments but received 1 at line 1, character 11",
+    ),
+    (
+        'sprint > "Sprint 1"',
+        "The operator '>' is not supported by the 'sprint' field at line 1, character 1",
+    ),
+    (
+        'sprint WAS "Sprint 1"',
+        "The operator 'WAS' is not supported by the 'sprint' field at line 1, character 1",
+    ),
+    (
+        "labels WAS (a, b)",
+        "The operator 'WAS' does not support lists at line 1, character 12",
+    ),
+    (
+        "component WAS nope",
+        "The value 'nope' does not exist for the field 'component' at line 1, character 15",
+    ),
+    (
+        "labels WAS x FROM y",
+        "The operator 'WAS' does not support the history predicate 'FROM' at line 1, character 14",
+    ),
+    (
+        "key in issueHistory(1)",
+        "Function 'issueHistory' expects no arguments but received 1 at line 1, character 8",
+    ),
+    (
+        "lastViewed = -1d",
+        "The operator '=' is not supported by the 'lastViewed' field at line 1, character 1",
+    ),
     (
         'filter = "My bugs"',
         "The value 'My bugs' does not exist for the field 'filter' at line 1, character 10",
@@ -521,12 +722,29 @@ def test_advanced_search_answers_a_page_of_tickets(user_a, world_a, search_world
 def test_advanced_search_query_count_is_pinned(
     user_a, world_a, search_world, search_api, django_assert_num_queries
 ):
-    # one lookup of the status named, count, page, and the three prefetches;
-    # the rest is authentication and tenant routing
-    with django_assert_num_queries(10):
+    # one lookup of the status named, the page's ids, the count, the page's rows and
+    # the three prefetches; the rest is authentication and tenant routing
+    with django_assert_num_queries(11):
         response = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
     assert response.status_code == 200
     assert [item["key"] for item in response.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
+
+
+def test_advanced_search_total_stops_counting_at_the_cap(
+    user_a, search_world, search_api, monkeypatch
+):
+    # given a count cap below the number of matches
+    from search.engine import execute
+
+    monkeypatch.setattr(execute, "COUNT_CAP", 2)
+    # when
+    capped = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
+    monkeypatch.setattr(execute, "COUNT_CAP", 3)
+    exact = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
+    # then the page is whole either way; the total says whether counting stopped
+    assert (capped.json()["total"], capped.json()["total_exact"]) == (2, False)
+    assert (exact.json()["total"], exact.json()["total_exact"]) == (3, True)
+    assert [i["key"] for i in capped.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
 
 
 def test_advanced_search_rejects_malformed_jql(user_a, search_world, search_api):
