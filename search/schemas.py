@@ -9,7 +9,10 @@ from tickets.schemas import TicketOut
 
 
 class SearchPage(Schema):
-    total: int
+    total: int = Field(description="Matches, exact up to 10,000 (see `total_exact`).")
+    total_exact: bool = Field(
+        True, description="False when the result is larger than `total`: counting stopped there."
+    )
     offset: int
     limit: int
     items: list[TicketOut]

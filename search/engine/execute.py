@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 # from/size up to the engine's max_result_window; deeper pages walk with search_after.
 MAX_WINDOW = 10_000
 WALK_BATCH = 1_000
+# Totals are exact up to this many matches; beyond it `total_exact` is false.
+COUNT_CAP = 10_000
 
 
 @dataclass
@@ -90,12 +92,29 @@ def engine_ids(plan: SearchPlan, *, offset: int = 0, limit: int | None = None) -
         after = hits[-1]["sort"]
 
 
+def postgres_total(tickets: QuerySet[Ticket]) -> tuple[int, bool]:
+    """The number of matches, counted exactly up to COUNT_CAP: `(total, exact)`.
+    Beyond the cap the count stops (`SELECT count(*) FROM (... LIMIT cap + 1)`), so a
+    query matching millions of tickets costs what a first page does."""
+    counted = tickets.order_by()[: COUNT_CAP + 1].count()
+    return (counted, True) if counted <= COUNT_CAP else (COUNT_CAP, False)
+
+
+def postgres_page_ids(tickets: QuerySet[Ticket], offset: int, limit: int) -> list[int]:
+    return list(tickets.values_list("pk", flat=True)[offset : offset + limit])
+
+
 def _postgres_page(tickets: QuerySet[Ticket], offset: int, limit: int) -> dict[str, Any]:
+    # Ids first: the sort reads only the sort keys, then the page's rows (with their
+    # relations) are loaded by primary key, instead of sorting wide joined rows.
+    ids = postgres_page_ids(tickets, offset, limit)
+    total, exact = postgres_total(tickets)
     return {
-        "total": tickets.count(),
+        "total": total,
+        "total_exact": exact,
         "offset": offset,
         "limit": limit,
-        "items": list(tickets_for_list(tickets)[offset : offset + limit]),
+        "items": _ordered(ids),
     }
 
 
@@ -117,15 +136,17 @@ def search_page(
 def _engine_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:
     assert plan.engine is not None
     assert plan.body is not None
-    body = {**plan.body, "_source": False, "track_total_hits": True}
+    body = {**plan.body, "_source": False, "track_total_hits": COUNT_CAP}
     if offset + limit <= MAX_WINDOW:
         result = plan.engine.search(index=plan.index, body={**body, "from": offset, "size": limit})
         ids = [int(hit["_id"]) for hit in result["hits"]["hits"]]
     else:
         result = plan.engine.search(index=plan.index, body={**body, "size": 0})
         ids = list(engine_ids(plan, offset=offset, limit=limit))
+    hits_total = result["hits"]["total"]
     return {
-        "total": result["hits"]["total"]["value"],
+        "total": hits_total["value"],
+        "total_exact": hits_total.get("relation", "eq") == "eq",
         "offset": offset,
         "limit": limit,
         "items": _ordered(ids),
