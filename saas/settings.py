@@ -119,6 +119,7 @@ TENANT_APPS = [
     "reports",
     "notifications",
     "notifications.webhooks.apps.WebhooksConfig",
+    "notifications.realtime.apps.RealtimeConfig",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -172,6 +173,11 @@ if env_bool("DB_POOL", default=False):
 else:
     _db["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
 _db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", f"test_{_db['NAME']}")
+# PostgreSQL's JIT compiles any plan above a cost threshold, ~100 ms each time: on
+# millions of tickets that is most JQL searches, whose first page takes a few ms (see
+# bench/search.py). JIT_ENABLED=1 turns it back on for analytics-only deployments.
+if not env_bool("JIT_ENABLED", default=False):
+    _db.setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 # Set search_path once per connection and tenant switch, not before every query.
@@ -189,6 +195,24 @@ CACHES = {
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "saas"),
     }
 }
+
+# Real-time push (Django Channels, notifications.realtime): group names carry the tenant
+# schema, so the prefix is the same for every tenant.
+CHANNEL_REDIS_URL = env_str("CHANNEL_REDIS_URL", REDIS_URL)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py's 5 s default read timeout races the layer's 5 s blocking pop.
+            "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": 15}],
+            "prefix": env_str("CHANNEL_LAYER_PREFIX", "saas-rt"),
+            "capacity": env_int("CHANNEL_LAYER_CAPACITY", 200),
+            "expiry": 60,
+        },
+    }
+}
+# A live connection re-checks its credential and what it follows at most this often.
+REALTIME_RECHECK_SECONDS = env_int("REALTIME_RECHECK_SECONDS", 60)
 
 AUTH_USER_MODEL = "accounts.User"
 PASSWORD_HASHERS = env_list(
@@ -260,7 +284,36 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "eventlog.tasks.outbox_sweep_all", "schedule": 30.0},
+    # Hourly: each tenant's yesterday is snapshotted soon after its local midnight.
+    "reports-snapshot": {"task": "reports.tasks.reports_snapshot_all", "schedule": 3600.0},
+    # Email digests that are due, and deliveries whose task was lost.
+    "notifications-email-sweep": {
+        "task": "notifications.tasks.notifications_email_sweep_all",
+        "schedule": 300.0,
+    },
+    # Outbound webhooks: send deliveries that are due (retries, lost tasks).
+    "webhooks-sweep": {
+        "task": "notifications.webhooks.tasks.webhooks_sweep_all",
+        "schedule": 30.0,
+    },
+    # Search engine drift repair (a no-op for tenants searching on Postgres).
+    "search-reconcile": {"task": "search.tasks.search_reconcile_all", "schedule": 3600.0},
 }
+
+# Search: "postgres" (default), "opensearch" or "elasticsearch"; a tenant may override
+# the backend and the number of primary shards (Tenant.search_backend/search_shards).
+SEARCH_BACKEND = env_str("SEARCH_BACKEND", "postgres")
+SEARCH_URL = env_str("SEARCH_URL", "http://127.0.0.1:9200")
+SEARCH_INDEX_PREFIX = env_str("SEARCH_INDEX_PREFIX", "tkt")
+SEARCH_SHARDS = env_int("SEARCH_SHARDS", 1)
+SEARCH_REPLICAS = env_int("SEARCH_REPLICAS", 0)
+
+# Outbound webhooks: loopback receivers only for tests and local development (SSRF).
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
+WEBHOOKS_CONNECT_TIMEOUT = float(env_int("WEBHOOKS_CONNECT_TIMEOUT_SECONDS", 3))
+WEBHOOKS_READ_TIMEOUT = float(env_int("WEBHOOKS_READ_TIMEOUT_SECONDS", 10))
+# Signing secrets are encrypted at rest with a key derived from this (SECRET_KEY if unset).
+WEBHOOKS_SECRET_KEY = env_str("WEBHOOKS_SECRET_KEY", SECRET_KEY)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

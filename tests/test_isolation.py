@@ -127,6 +127,97 @@ def _b_saved_filter(world: TenantWorld) -> int:
 
 
 # One existing object of tenant B per path parameter name (created in B's schema).
+def _b_dashboard(world: TenantWorld) -> int:
+    from reports.models import Dashboard
+
+    return Dashboard.objects.create(name="bravo dashboard", owner=world.admin, is_public=True).pk
+
+
+def _b_gadget(world: TenantWorld) -> int:
+    from reports.models import Dashboard, Gadget
+
+    dashboard = Dashboard.objects.create(name="bravo gadgets", owner=world.admin)
+    return Gadget.objects.create(
+        dashboard=dashboard, type="filter_results", title="bravo", config={"jql": ""}
+    ).pk
+
+
+def _b_notification(world: TenantWorld) -> int:
+    from notifications.models import Notification
+
+    return Notification.objects.create(
+        recipient=world.admin, kind="system", title="bravo secret notice", event_id="bravo"
+    ).pk
+
+
+def _b_unsubscribe_token(world: TenantWorld) -> str:
+    from notifications.preferences import unsubscribe_token
+
+    return unsubscribe_token(user_id=world.admin.pk, event_type="assigned")
+
+
+def _b_board(world: TenantWorld) -> int:
+    from tickets.models import Board, BoardColumn
+
+    board = Board.objects.create(name="bravo board", kind="scrum", project_id=_b_project(world))
+    BoardColumn.objects.create(board=board, name="bravo column", position=0, status_ids=[])
+    return board.pk
+
+
+def _b_board_column(world: TenantWorld) -> int:
+    from tickets.models import Board
+
+    return Board.objects.get(pk=_b_board(world)).columns.get().pk
+
+
+def _b_sprint(world: TenantWorld) -> int:
+    from tickets.models import Sprint
+
+    return Sprint.objects.create(project_id=_b_project(world), name="bravo sprint").pk
+
+
+def _b_worklog(world: TenantWorld) -> int:
+    return (
+        _b_ticket(world, "bravo logged")
+        .worklogs.create(
+            author=world.admin, time_spent=60, started_at=timezone.now(), comment="bravo"
+        )
+        .pk
+    )
+
+
+def _b_webhook(world: TenantWorld) -> int:
+    from notifications.webhooks.models import WebhookEndpoint
+    from notifications.webhooks.signing import webhook_secret_encrypt
+
+    endpoint = WebhookEndpoint.objects.filter(description="bravo hook").first()
+    if endpoint is None:
+        endpoint = WebhookEndpoint.objects.create(
+            url="https://bravo.example.com/hook",
+            description="bravo hook",
+            secret_encrypted=webhook_secret_encrypt("whsec_bravo-secret"),
+            event_types=["*"],
+            created_by=world.admin,
+        )
+    return endpoint.pk
+
+
+def _b_webhook_delivery(world: TenantWorld) -> int:
+    import uuid
+
+    from notifications.webhooks.models import WebhookDelivery
+
+    now = timezone.now()
+    return WebhookDelivery.objects.create(
+        endpoint_id=_b_webhook(world),
+        event_id=uuid.uuid4(),
+        event_type="ping",
+        payload={"type": "ping", "data": "bravo"},
+        next_attempt_at=now,
+        retry_until=now + timedelta(days=1),
+    ).pk
+
+
 B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "projectId": _b_project,
     "ticketId": lambda world: _b_ticket(world).key,
@@ -141,10 +232,22 @@ B_OBJECTS: dict[str, Callable[[TenantWorld], Any]] = {
     "fieldId": _b_custom_field,
     "workflowId": _b_workflow,
     "filterId": _b_saved_filter,
+    "webhookId": _b_webhook,
+    "deliveryId": _b_webhook_delivery,
+    "boardId": _b_board,
+    "columnId": _b_board_column,
+    "sprintId": _b_sprint,
+    "worklogId": _b_worklog,
+    "notificationId": _b_notification,
+    "unsubscribeToken": _b_unsubscribe_token,
+    "dashboardId": _b_dashboard,
+    "gadgetId": _b_gadget,
 }
 
 # Operations that need no credentials, and why that is safe.
 PUBLIC_OPERATIONS: dict[tuple[str, str], str] = {
+    ("GET", "/api/v1/notifications/unsubscribe/{unsubscribeToken}"): "signed, tenant-bound token",
+    ("POST", "/api/v1/notifications/unsubscribe/{unsubscribeToken}"): "signed, tenant-bound token",
     ("POST", "/api/v1/auth/login"): "checks membership of this tenant",
     ("POST", "/api/v1/auth/refresh"): "refresh tokens live in the tenant schema",
     ("POST", "/api/v1/auth/register"): "invitations live in the tenant schema",
