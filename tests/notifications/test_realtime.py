@@ -201,6 +201,8 @@ def server(world, django_db_setup, tmp_path_factory) -> Iterator[int]:
         "CHANNEL_LAYER_PREFIX": "saas-rt-test",
         "REALTIME_RECHECK_SECONDS": "0",  # re-check access before every delivery
     }
+    # REDIS_URL above is already this xdist worker's db: the child must not offset it again.
+    env.pop("PYTEST_XDIST_WORKER", None)
     log_path = tmp_path_factory.mktemp("realtime") / "server.log"
     with open(log_path, "wb") as log:
         yield from _serve(port, env, log_path, log)

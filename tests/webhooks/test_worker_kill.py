@@ -59,6 +59,8 @@ def _workers(*specs: str) -> tuple[subprocess.Popen, dict[str, int]]:
         "WEBHOOKS_ALLOW_LOOPBACK": "1",
         "PYTHONPATH": str(ROOT),
     }
+    # REDIS_URL above is already this xdist worker's db: the child must not offset it again.
+    env.pop("PYTEST_XDIST_WORKER", None)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "tests.webhooks.worker_main", *specs],
         cwd=ROOT,
