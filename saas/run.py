@@ -283,6 +283,7 @@ def banner(
         f"  operator console       {public}/admin/",
         f"  health                 {public}/healthz  {public}/readyz",
         f"  live updates           ws://demo.localhost:{realtime_port}/ws/live",
+        f"  outgoing email         {_email_destination()}",
         "",
         "  Accounts (passwords kept in .data/demo-credentials.json):",
         *(f"    {line}" for line in credentials),
@@ -295,6 +296,13 @@ def banner(
     return "\n".join(lines)
 
 
+def _email_destination() -> str:
+    backend = os.environ.get("EMAIL_BACKEND", "")
+    if backend.endswith("filebased.EmailBackend"):
+        return f"files in {os.environ.get('EMAIL_FILE_PATH')}"
+    return backend or f"SMTP {os.environ.get('EMAIL_HOST', '127.0.0.1')}"
+
+
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
@@ -302,6 +310,11 @@ def main() -> int:
     os.environ.setdefault("PUBLIC_PORT", str(port))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas.settings")
     data_dir = data_dir_default()
+    if "EMAIL_HOST" not in os.environ:
+        # No SMTP server configured: emails are written to files instead of retrying
+        # against a server that is not there.
+        os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+        os.environ.setdefault("EMAIL_FILE_PATH", str(data_dir / "mail"))
     # Until the supervisor takes over, SIGINT and SIGTERM unwind through the `with` below,
     # which stops the embedded servers; SIGINT even when a non-interactive shell started
     # us in the background with it ignored.
