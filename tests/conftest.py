@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -103,6 +104,12 @@ def _isolated(db):
     connection.set_schema_to_public()
     yield
     connection.set_schema_to_public()
+    # Eager Celery marks "inside a task" in one process-wide flag, saved and restored
+    # around each task. Eager tasks running in two threads at once (the concurrency
+    # tests) can restore it in the wrong order and leave it set, after which any
+    # `result.get()` raises "Never call result.get() within a task". No task is
+    # running between tests, so the flag is cleared here.
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture
