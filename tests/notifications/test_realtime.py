@@ -738,7 +738,8 @@ def test_a_flood_of_frames_is_rate_limited_per_connection(world, server):
     ]
     assert answers[-1]["type"] == "error"
     assert answers[-1]["error"]["code"] == "rate_limited"
-    assert 1 <= answers[-1]["error"]["details"]["retry_after"] <= FRAME_WINDOW_SECONDS + 1
+    retry_after = answers[-1]["error"]["details"]["retry_after"]
+    assert FRAME_WINDOW_SECONDS + 1 >= retry_after >= 1
 
 
 def test_a_project_turning_private_revokes_outsiders_and_followers_see_its_changes(world, server):
