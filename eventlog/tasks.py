@@ -1,7 +1,8 @@
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from eventlog.dispatch import outbox_dispatch_pending
+from saas.tenancy import fan_out_per_tenant
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=8)
@@ -17,14 +18,4 @@ def outbox_dispatch(schema_name: str) -> int:
 @shared_task(acks_late=True)
 def outbox_sweep_all() -> int:
     """Beat: fan out one dispatch per tenant, catching events whose task was lost."""
-    schemas = (
-        get_tenant_model()
-        .objects.exclude(schema_name="public")
-        .filter(status="active")
-        .values_list("schema_name", flat=True)
-    )
-    count = 0
-    for schema_name in schemas:
-        outbox_dispatch.delay(schema_name)
-        count += 1
-    return count
+    return fan_out_per_tenant(outbox_dispatch)

@@ -4,7 +4,7 @@ twice: a delivery already sent is skipped, digests lock what they take."""
 from datetime import timedelta
 
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from notifications.digests import digests_queue_due
 from notifications.emails import (
@@ -13,6 +13,7 @@ from notifications.emails import (
     email_delivery_send,
     email_retry_countdown,
 )
+from saas.tenancy import fan_out_per_tenant
 
 # A queued delivery due for this long has lost its task (worker died, broker lost it).
 STUCK_AFTER = timedelta(minutes=10)
@@ -46,14 +47,4 @@ def notifications_email_sweep(schema_name: str) -> dict[str, int]:
 @shared_task(acks_late=True)
 def notifications_email_sweep_all() -> int:
     """Beat: fan out one email sweep per active tenant."""
-    schemas = (
-        get_tenant_model()
-        .objects.exclude(schema_name="public")
-        .filter(status="active")
-        .values_list("schema_name", flat=True)
-    )
-    count = 0
-    for schema_name in schemas:
-        notifications_email_sweep.delay(schema_name)
-        count += 1
-    return count
+    return fan_out_per_tenant(notifications_email_sweep)

@@ -3,11 +3,12 @@ yesterday (idempotent: a day already taken is skipped, and retaking it is harmle
 
 from celery import shared_task
 from django.db import connection
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from reports.models import SnapshotDay
 from reports.scope import tenant_zone
 from reports.snapshots import snapshot_take, snapshot_yesterday
+from saas.tenancy import fan_out_per_tenant
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
@@ -23,14 +24,4 @@ def reports_snapshot(schema_name: str) -> int:
 @shared_task(acks_late=True)
 def reports_snapshot_all() -> int:
     """Beat (hourly, so each tenant's day is taken soon after its local midnight)."""
-    schemas = (
-        get_tenant_model()
-        .objects.exclude(schema_name="public")
-        .filter(status="active")
-        .values_list("schema_name", flat=True)
-    )
-    count = 0
-    for schema_name in schemas:
-        reports_snapshot.delay(schema_name)
-        count += 1
-    return count
+    return fan_out_per_tenant(reports_snapshot)

@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
+from saas.tenancy import active_tenants
 from search.engine.backend import search_backend_name
 from search.engine.client import ENGINE_DOWN, POSTGRES, EngineError
 
@@ -49,7 +50,7 @@ def search_reconcile_task(schema_name: str) -> dict[str, int]:
 @shared_task(acks_late=True)
 def search_reconcile_all() -> int:
     """Beat: one reconciliation per active tenant whose backend is an engine."""
-    tenants = get_tenant_model().objects.exclude(schema_name="public").filter(status="active")
+    tenants = active_tenants()
     count = 0
     for tenant in tenants:
         if search_backend_name(tenant) != POSTGRES:

@@ -1,7 +1,8 @@
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, schema_context
+from django_tenants.utils import schema_context
 
 from notifications.webhooks.delivery import deliveries_due_ids, webhook_delivery_attempt
+from saas.tenancy import fan_out_per_tenant
 
 
 @shared_task(acks_late=True)
@@ -25,14 +26,4 @@ def webhooks_send_due(schema_name: str) -> int:
 @shared_task(acks_late=True)
 def webhooks_sweep_all() -> int:
     """Beat: fan out one due-deliveries sweep per active tenant."""
-    schemas = (
-        get_tenant_model()
-        .objects.exclude(schema_name="public")
-        .filter(status="active")
-        .values_list("schema_name", flat=True)
-    )
-    count = 0
-    for schema_name in schemas:
-        webhooks_send_due.delay(schema_name)
-        count += 1
-    return count
+    return fan_out_per_tenant(webhooks_send_due)
