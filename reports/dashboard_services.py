@@ -7,38 +7,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.members.models import Group, Membership
+from accounts.members.models import Membership
 from eventlog.record import change_record
 from reports.dashboard_selectors import dashboard_can_change
 from reports.gadgets import gadget_config_clean
 from reports.models import Dashboard, Gadget
 from saas.errors import Forbidden, Invalid
-from tickets.access import projects_visible_to
-from tickets.models import Project
+from search.sharing import share_groups_resolve, share_projects_resolve
 
 MAX_GADGETS = 30
-
-
-def _groups(ids: Sequence[int]) -> list[Group]:
-    found = {g.pk: g for g in Group.objects.filter(pk__in=set(ids))}
-    missing = sorted({i for i in ids if i not in found})
-    if missing:
-        raise Invalid(
-            "Invalid dashboard.",
-            details=[{"field": "shared_with_groups", "message": f"No such groups: {missing}."}],
-        )
-    return [found[i] for i in dict.fromkeys(ids)]
-
-
-def _projects(ids: Sequence[int], *, actor: Membership) -> list[Project]:
-    found = {p.pk: p for p in projects_visible_to(actor).filter(pk__in=set(ids))}
-    missing = sorted({i for i in ids if i not in found})
-    if missing:
-        raise Invalid(
-            "Invalid dashboard.",
-            details=[{"field": "shared_with_projects", "message": f"No such projects: {missing}."}],
-        )
-    return [found[i] for i in dict.fromkeys(ids)]
 
 
 def _gadgets_clean(
@@ -109,8 +86,8 @@ def dashboard_create(
     gadgets: Sequence[dict[str, Any]] = (),
 ) -> Dashboard:
     """A dashboard owned by `actor` (422 for unknown groups/projects or a bad gadget)."""
-    groups = _groups(shared_with_groups)
-    projects = _projects(shared_with_projects, actor=actor)
+    groups = share_groups_resolve(shared_with_groups, what="dashboard")
+    projects = share_projects_resolve(shared_with_projects, actor=actor, what="dashboard")
     cleaned = _gadgets_clean(gadgets, columns=columns, actor=actor)
     dashboard = Dashboard.objects.create(
         name=name,
@@ -150,8 +127,8 @@ def dashboard_update(
     else 403). Gadgets keep their ids when sent with them."""
     _require_change(actor=actor, dashboard=dashboard)
     locked = Dashboard.objects.select_for_update().get(pk=dashboard.pk)
-    groups = _groups(shared_with_groups)
-    projects = _projects(shared_with_projects, actor=actor)
+    groups = share_groups_resolve(shared_with_groups, what="dashboard")
+    projects = share_projects_resolve(shared_with_projects, actor=actor, what="dashboard")
     cleaned = _gadgets_clean(gadgets, columns=columns, actor=actor)
     before = {"name": locked.name, "is_public": locked.is_public, "columns": locked.columns}
     locked.name, locked.description, locked.columns = name, description, columns

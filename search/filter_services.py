@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from accounts.members.models import Group, Membership
+from accounts.members.models import Membership
 from eventlog.audit import field_changes
 from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid
@@ -15,8 +15,7 @@ from search.jql import ast
 from search.jql.compile_postgres import jql_compile_postgres
 from search.jql.parser import jql_parse
 from search.models import FilterFavourite, SavedFilter
-from tickets.access import projects_visible_to
-from tickets.models import Project
+from search.sharing import share_groups_resolve, share_projects_resolve
 
 
 def filter_jql_check(*, jql: str, owner: Membership, saved: SavedFilter | None = None) -> None:
@@ -62,28 +61,6 @@ def _name_check_free(*, owner_id: int, name: str, exclude_pk: int | None = None)
         raise _name_taken(name)
 
 
-def _groups(ids: Sequence[int]) -> list[Group]:
-    found = {g.pk: g for g in Group.objects.filter(pk__in=set(ids))}
-    missing = sorted({i for i in ids if i not in found})
-    if missing:
-        raise Invalid(
-            "Invalid filter.",
-            details=[{"field": "shared_with_groups", "message": f"No such groups: {missing}."}],
-        )
-    return [found[i] for i in dict.fromkeys(ids)]
-
-
-def _projects(ids: Sequence[int], *, actor: Membership) -> list[Project]:
-    found = {p.pk: p for p in projects_visible_to(actor).filter(pk__in=set(ids))}
-    missing = sorted({i for i in ids if i not in found})
-    if missing:
-        raise Invalid(
-            "Invalid filter.",
-            details=[{"field": "shared_with_projects", "message": f"No such projects: {missing}."}],
-        )
-    return [found[i] for i in dict.fromkeys(ids)]
-
-
 def _require_change(*, actor: Membership, saved: SavedFilter) -> None:
     if not filter_can_change(member=actor, saved_filter=saved):
         raise Forbidden("Only the owner of a filter may change it.", code="filter_not_owner")
@@ -109,8 +86,8 @@ def filter_create(
 ) -> SavedFilter:
     """Save a JQL query as a filter owned by `actor` (422 for invalid JQL or unknown
     groups/projects, 409 if they already have a filter of that name)."""
-    groups = _groups(shared_with_groups)
-    projects = _projects(shared_with_projects, actor=actor)
+    groups = share_groups_resolve(shared_with_groups, what="filter")
+    projects = share_projects_resolve(shared_with_projects, actor=actor, what="filter")
     filter_jql_check(jql=jql, owner=actor)
     _name_check_free(owner_id=actor.user_id, name=name)
     try:
@@ -168,9 +145,15 @@ def filter_update(
         **_sharing(saved),
     }
     after: dict[str, Any] = {}
-    groups = _groups(shared_with_groups) if shared_with_groups is not None else None
+    groups = (
+        share_groups_resolve(shared_with_groups, what="filter")
+        if shared_with_groups is not None
+        else None
+    )
     projects = (
-        _projects(shared_with_projects, actor=actor) if shared_with_projects is not None else None
+        share_projects_resolve(shared_with_projects, actor=actor, what="filter")
+        if shared_with_projects is not None
+        else None
     )
     for key, value in (
         ("name", name),
