@@ -15,9 +15,9 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from accounts.members.models import Membership, Role
-from saas.errors import BadRequest, Invalid
-from search.jql import ast
+from saas.errors import Invalid
 from search.jql.compile_postgres import jql_compile_postgres
+from search.jql.errors import jql_errors_as
 from search.jql.parser import jql_parse
 from tickets.access import project_get_for_user, projects_visible_to
 from tickets.models import Project, Ticket
@@ -138,29 +138,12 @@ class ReportScope:
         return start, end
 
 
-def _jql_error(exc: ast.JqlError) -> BadRequest:
-    pos = exc.pos
-    return BadRequest(
-        exc.message,
-        code="jql_invalid",
-        details={"line": pos.line if pos else None, "column": pos.column if pos else None},
-    )
-
-
 def jql_tickets(*, member: Membership, jql: str | None) -> QuerySet[Ticket]:
     """The tickets `member` may see that match `jql` (all visible when empty); 400
     `jql_invalid` for a bad query."""
     tenant = getattr(connection, "tenant", None)
-    try:
+    with jql_errors_as():
         return jql_compile_postgres(jql_parse(jql or ""), member=member, tenant=tenant)
-    except ast.JqlError as exc:
-        raise _jql_error(exc) from exc
-    except OverflowError as exc:
-        raise BadRequest(
-            "A date in the query is out of range.",
-            code="jql_invalid",
-            details={"line": None, "column": None},
-        ) from exc
 
 
 def report_scope(

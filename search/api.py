@@ -12,10 +12,10 @@ from django.http import StreamingHttpResponse
 from ninja import Query, Router
 
 from accounts.authentication import AuthedRequest
-from saas.errors import BadRequest
 from search.engine.execute import search_export_ids, search_page, search_plan
 from search.export import EXPORT_MAX_ROWS, ExportIn, tickets_export_response
 from search.jql import ast
+from search.jql.errors import jql_errors_as
 from search.jql.parser import jql_parse
 from search.schemas import AdvancedSearchIn, SearchPage, SimpleSearchIn
 from search.suggest import SuggestionsIn, SuggestionsOut, jql_suggestions
@@ -23,40 +23,21 @@ from search.suggest import SuggestionsIn, SuggestionsOut, jql_suggestions
 router = Router(tags=["search"])
 
 
-def _invalid(exc: ast.JqlError) -> BadRequest:
-    pos = exc.pos
-    return BadRequest(
-        exc.message,
-        code="jql_invalid",
-        details={"line": pos.line if pos else None, "column": pos.column if pos else None},
-    )
-
-
 def _page(request: AuthedRequest, query: ast.Query, offset: int, limit: int) -> dict:
     tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
-    try:
+    with jql_errors_as():
         # The tenant's backend (Postgres or an engine) runs it; validation is shared.
         return search_page(
             query=query, member=request.member, tenant=tenant, offset=offset, limit=limit
         )
-    except ast.JqlError as exc:
-        raise _invalid(exc) from exc
-    except OverflowError as exc:  # date arithmetic past year 9999 in a function argument
-        raise BadRequest(
-            "A date in the query is out of range.",
-            code="jql_invalid",
-            details={"line": None, "column": None},
-        ) from exc
 
 
 @router.get("/advanced", response=SearchPage)
 def search_advanced(request: AuthedRequest, params: Query[AdvancedSearchIn]) -> dict:
     """Tickets matching a JQL query that the caller may see, in the query's order
     (default `created DESC`)."""
-    try:
+    with jql_errors_as():
         query = jql_parse(params.jql)
-    except ast.JqlError as exc:
-        raise _invalid(exc) from exc
     return _page(request, query, params.offset, params.limit)
 
 
@@ -122,17 +103,9 @@ def search_export(request: AuthedRequest, params: Query[ExportIn]) -> StreamingH
     streamed as a CSV (with a header row) or JSON file; at most 100,000 tickets (more
     answers 422 `export_too_large`: narrow the query)."""
     tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
-    try:
+    with jql_errors_as():
         plan = search_plan(query=jql_parse(params.jql), member=request.member, tenant=tenant)
         ordered_ids = search_export_ids(plan, max_rows=EXPORT_MAX_ROWS + 1)
-    except ast.JqlError as exc:
-        raise _invalid(exc) from exc
-    except OverflowError as exc:
-        raise BadRequest(
-            "A date in the query is out of range.",
-            code="jql_invalid",
-            details={"line": None, "column": None},
-        ) from exc
     return tickets_export_response(
         tickets=plan.tickets, tenant=tenant, fmt=params.format, ordered_ids=ordered_ids
     )

@@ -11,8 +11,8 @@ from eventlog.audit import field_changes
 from eventlog.record import change_record
 from saas.errors import Conflict, Forbidden, Invalid
 from search.filter_selectors import filter_can_change
-from search.jql import ast
 from search.jql.compile_postgres import jql_compile_postgres
+from search.jql.errors import jql_errors_as
 from search.jql.parser import jql_parse
 from search.models import FilterFavourite, SavedFilter
 from search.sharing import share_groups_resolve, share_projects_resolve
@@ -22,7 +22,7 @@ def filter_jql_check(*, jql: str, owner: Membership, saved: SavedFilter | None =
     """Parse and compile `jql` as its owner would run it; 422 `jql_invalid` with the
     message, line and column. Compiling the filter being edited as already open makes
     a reference back to it (directly or through other filters) an error."""
-    try:
+    with jql_errors_as(Invalid):
         query = jql_parse(jql)
         jql_compile_postgres(
             query,
@@ -30,19 +30,6 @@ def filter_jql_check(*, jql: str, owner: Membership, saved: SavedFilter | None =
             tenant=getattr(connection, "tenant", None),
             within_filter=(saved.pk, saved.name) if saved is not None else None,
         )
-    except ast.JqlError as exc:
-        pos = exc.pos
-        raise Invalid(
-            exc.message,
-            code="jql_invalid",
-            details={"line": pos.line if pos else None, "column": pos.column if pos else None},
-        ) from exc
-    except OverflowError as exc:
-        raise Invalid(
-            "A date in the query is out of range.",
-            code="jql_invalid",
-            details={"line": None, "column": None},
-        ) from exc
 
 
 def _name_taken(name: str) -> Conflict:
