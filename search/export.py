@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -24,6 +23,7 @@ from django_tenants.utils import schema_context
 from ninja import Field, Schema
 
 from saas.errors import Invalid
+from saas.tenancy import current_schema
 from tickets.models import Ticket
 
 EXPORT_MAX_ROWS = 100_000
@@ -140,7 +140,7 @@ def tickets_export_response(
             code="export_too_large",
             details={"max_rows": EXPORT_MAX_ROWS},
         )
-    schema = connection.schema_name  # type: ignore[attr-defined]
+    schema = current_schema()
     rows = _rows(tickets, schema) if ordered_ids is None else _rows_in_order(ordered_ids, schema)
     chunks = _csv_lines(rows) if fmt == "csv" else _json_chunks(rows)
     response = ExportResponse(chunks, content_type=FORMATS[fmt])

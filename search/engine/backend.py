@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from saas.tenancy import current_schema
 from search.engine.client import ENGINES, POSTGRES, SearchEngine, search_engine
 
 
@@ -51,5 +52,5 @@ def search_shards_for(tenant: Any = None) -> int:
 
 def index_alias(schema_name: str | None = None) -> str:
     """`<prefix>-tickets-<schema>`: the alias every read and write goes through."""
-    schema = schema_name or connection.schema_name  # type: ignore[attr-defined]
+    schema = schema_name or current_schema()
     return f"{settings.SEARCH_INDEX_PREFIX}-tickets-{schema}".lower()

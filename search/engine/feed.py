@@ -8,11 +8,12 @@ Nothing at all happens for a tenant that searches on Postgres.
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from eventlog.models import OutboxEvent
 from eventlog.outbox import outbox_consumer
 from saas.refs import is_digits
+from saas.tenancy import current_schema
 from search.engine.backend import search_backend_name
 from search.engine.client import POSTGRES
 from tickets.models import Ticket
@@ -36,10 +37,6 @@ TICKET_EVENTS = (
 )
 
 
-def _schema() -> str:
-    return connection.schema_name  # type: ignore[attr-defined]
-
-
 def event_ticket_ids(event: OutboxEvent) -> list[int]:
     """The tickets an event is about: its aggregate when that is a ticket id, the
     tickets its payload names by key (`key`, `source`, `target`) or by id."""
@@ -59,7 +56,7 @@ def event_ticket_ids(event: OutboxEvent) -> list[int]:
 def _enqueue_index(**kwargs: object) -> None:
     from search.tasks import search_index_tickets_task
 
-    schema = _schema()
+    schema = current_schema()
     transaction.on_commit(lambda: search_index_tickets_task.delay(schema, **kwargs))
 
 
@@ -127,5 +124,5 @@ def search_index_on_import(event: OutboxEvent) -> None:
         return
     from search.tasks import search_reconcile_task
 
-    schema = _schema()
+    schema = current_schema()
     transaction.on_commit(lambda: search_reconcile_task.delay(schema))

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from saas.redis import redis_client
+from saas.tenancy import current_schema
 from search.engine.backend import index_alias, search_engine_for, search_shards_for
 from search.engine.client import EngineError, SearchEngine
 from search.engine.documents import (
@@ -142,7 +142,7 @@ def search_index_tickets(
     engine = search_engine_for()
     if engine is None:
         return 0
-    schema = connection.schema_name  # type: ignore[attr-defined]
+    schema = current_schema()
     alias = search_index_ensure(engine=engine, schema_name=schema)
     wanted = sorted({int(pk) for pk in ticket_ids} | _indexed_in_sprints(engine, alias, sprint_ids))
     tickets = list(tickets_for_indexing(wanted)) if wanted else []

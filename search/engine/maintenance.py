@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
+from saas.tenancy import current_schema
 from search.engine.backend import index_alias, search_engine_for, search_shards_for
 from search.engine.client import EngineError, SearchEngine
 from search.engine.documents import index_body, micros, tickets_for_indexing
@@ -34,14 +34,10 @@ from tickets.models import Ticket, Watcher
 BATCH = 500
 
 
-def _schema() -> str:
-    return connection.schema_name  # type: ignore[attr-defined]
-
-
 def _engine(tenant: Any) -> SearchEngine:
     engine = search_engine_for(tenant)
     if engine is None:
-        raise EngineError(f"Tenant {_schema()} searches on Postgres: it has no index.")
+        raise EngineError(f"Tenant {current_schema()} searches on Postgres: it has no index.")
     return engine
 
 
@@ -57,7 +53,7 @@ def search_index_rebuild(
     delete the old one; returns the new index name. `progress(n)` is called after
     each batch of n tickets; `before_swap(index)` is a hook for tests and tooling."""
     engine = _engine(tenant)
-    schema = _schema()
+    schema = current_schema()
     if rebuild_targets(schema):
         raise EngineError(f"The index of {schema} is being rebuilt already.")
     alias = index_alias(schema)
@@ -135,7 +131,7 @@ def _index_batch(
 def search_reconcile(*, tenant: Any = None, batch: int = 1000, repair: bool = True) -> Drift:
     """Compare Postgres and the current schema's index and (by default) repair them."""
     engine = _engine(tenant)
-    schema = _schema()
+    schema = current_schema()
     alias = search_index_ensure(engine=engine, schema_name=schema, tenant=tenant)
     engine.index_refresh(name=alias)
     drift = Drift()
