@@ -33,6 +33,17 @@ def tickets_visible_to(member: Membership) -> QuerySet[Ticket]:
     return Ticket.objects.filter(project__in=projects_visible_to(member).values("pk"))
 
 
+def tickets_visible_to_resolved(member: Membership) -> QuerySet[Ticket]:
+    """`tickets_visible_to`, with the visible projects looked up first (one small query)
+    and written into the ticket query as a list of ids. For big searches: the planner
+    then estimates the share of tickets those projects hold from the column's
+    statistics, where a subquery leaves it guessing."""
+    if member.role == Role.ADMIN and member_can(member, READ_TICKETS):
+        return Ticket.objects.all()
+    ids = list(projects_visible_to(member).values_list("pk", flat=True))
+    return Ticket.objects.filter(project_id__in=ids)
+
+
 def project_get_for_user(*, member: Membership, ref: str | int) -> Project:
     """A project by id or key (case-insensitive) that the member may see; else 404."""
     ref = str(ref).strip()

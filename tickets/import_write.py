@@ -26,6 +26,7 @@ from accounts.members.models import Group, Invitation, Membership, Role
 from accounts.models import User
 from accounts.tokens import secret_hash, secret_new
 from saas.tenancy import current_schema
+from search.text_vectors import SEARCH_TEXT_TRIGGERS, search_text_refresh
 from tenants.models import Tenant
 from tickets.import_validate import ImportPlan, Slot, TicketPlan
 from tickets.models import (
@@ -358,6 +359,8 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
             progress(start + len(batch))
         if fast:
             cursor.execute("SET LOCAL session_replication_role = origin")
+            # The search text triggers were skipped with the foreign-key ones.
+            search_text_refresh([t.id for t in tickets])
     top: dict[int, int] = {}
     for t in tickets:
         top[t.project.id] = max(top.get(t.project.id, 0), t.number)
@@ -386,7 +389,8 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     reference was resolved by the validation in this transaction, so the checks could
     only fail if a referenced row were deleted meanwhile; `_references_lock` takes the
     same KEY SHARE locks the checks would, once per row instead of once per reference.
-    Not done when a table has triggers of its own (they would be skipped too) or when
+    Not done when a table has triggers of its own (they would be skipped too; the
+    search text triggers are the exception: `_tickets` does their work after) or when
     the role may not set `session_replication_role` (superuser, or on PostgreSQL 15+
     `GRANT SET ON PARAMETER session_replication_role TO <role>`).
     """
@@ -396,8 +400,8 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(%s::regclass[])"
-            " AND NOT tgisinternal",
-            [tables],
+            " AND NOT tgisinternal AND NOT tgname LIKE %s",
+            [tables, f"{SEARCH_TEXT_TRIGGERS}%"],
         )
         if cursor.fetchone()[0]:
             return False

@@ -1,7 +1,7 @@
 """Compile a JQL AST to one PostgreSQL query over tickets.
 
 Everything becomes Q objects, EXISTS subqueries and expressions on the ticket query
-that `tickets_visible_to(member)` starts, so permissions always apply and the result
+that `tickets_visible_to_resolved(member)` starts, so permissions always apply and the result
 is one SQL statement (value names are resolved to ids first, a few small lookups).
 
 Jira semantics kept here:
@@ -40,6 +40,7 @@ from django.db.models import (
     TextField,
     Value,
 )
+from django.db.models.expressions import Col
 from django.db.models.functions import Cast
 
 from accounts.members.models import Membership
@@ -48,7 +49,7 @@ from search.jql import fields as fs
 from search.jql import functions as fn
 from search.jql.ast import JqlError, ResolvedDate
 from search.jql.history_sets import set_history
-from tickets.access import tickets_visible_to
+from tickets.access import tickets_visible_to_resolved
 from tickets.models import Comment, Priority, Status, Ticket, TicketHistory, Watcher
 
 # -- SQL building blocks ---------------------------------------------------------------------
@@ -72,6 +73,28 @@ class Matches(Func):
     arg_joiner = " @@ "
     template = "(%(expressions)s)"
     output_field = BooleanField()
+
+
+class KeyPrefix(Func):
+    """`split_part(key, '-', 1)`: the project key a ticket key starts with (a project's
+    key never changes and tickets do not move between projects), written exactly as
+    the expression index of search/migrations/0003, so ORDER BY key walks that index."""
+
+    template = "split_part(%(expressions)s, '-', 1)"
+    output_field = TextField()
+
+
+class SearchTextColumn(Col):
+    """`tickets_ticket.search_text`: the stored vector of a ticket's summary,
+    description and comments, maintained by triggers (search/migrations/0004). Not a
+    model field, so tickets never load it; a Col, so the alias follows the query when
+    it becomes a subquery."""
+
+    def __init__(self) -> None:
+        target = SearchVectorField(null=True)
+        target.set_attributes_from_name("search_text")
+        target.model = Ticket
+        super().__init__(Ticket._meta.db_table, target, SearchVectorField(null=True))
 
 
 class JsonText(Func):
@@ -445,9 +468,12 @@ class _Compiler:
     # text ---------------------------------------------------------------------------------
 
     def text(self, spec: fs.FieldSpec, value: ast.Literal) -> Q:
-        query = EnglishQuery(Value(_tsquery(value.value, spec=spec, pos=value.pos)))
+        terms = _tsquery(value.value, spec=spec, pos=value.pos)
+        query = EnglishQuery(Value(terms))
         if spec.kind == fs.CUSTOM:
             return Q(Matches(EnglishVector(self.custom_text(spec)), query))
+        if spec.kind == fs.TEXT_FIELD and spec.column == "summary":
+            return Q(Matches(EnglishVector(F("summary")), query))  # its own GIN index
         comments = Q(
             Exists(
                 Comment.objects.filter(ticket_id=OuterRef("pk")).filter(
@@ -455,11 +481,21 @@ class _Compiler:
                 )
             )
         )
-        if spec.kind == fs.COMMENT:
-            return comments
-        if spec.kind == fs.TEXT_ALL:
-            return Q(Matches(EnglishVector(F("summary"), F("description")), query)) | comments
-        return Q(Matches(EnglishVector(F(spec.column or "")), query))
+        exact = {
+            fs.COMMENT: comments,
+            fs.TEXT_ALL: Q(Matches(EnglishVector(F("summary"), F("description")), query))
+            | comments,
+        }.get(spec.kind, Q(Matches(EnglishVector(F(spec.column or "")), query)))
+        # The ticket's stored vector of all its text (search/migrations/0004) matches
+        # whenever one part does: an indexed pre-filter. For `text ~ word` (one term,
+        # no phrase) it is the answer itself; NULL marks a ticket too big for one
+        # vector, searched the exact way.
+        stored = SearchTextColumn()
+        built = Q(Matches(stored, query)) & ~Q(_isnull(stored))
+        unbuilt = Q(_isnull(stored))
+        if spec.kind == fs.TEXT_ALL and " " not in terms:
+            return built | (unbuilt & exact)
+        return (built | unbuilt) & exact
 
     # custom fields -----------------------------------------------------------------------
 
@@ -574,6 +610,21 @@ class _Compiler:
             matched |= never_set & Q(**{f"{spec.column}__isnull": True})
         return ~matched if node.op in ("was not", "was not in") else matched
 
+    def within_one_project(self, where: ast.Clause) -> bool:
+        """Whether `where` pins the query to a single project: it is, or ANDs at its top
+        level, `project = X` / `project in (X)` naming exactly one project."""
+        clauses = where.clauses if isinstance(where, ast.And) else (where,)
+        for clause in clauses:
+            if not isinstance(clause, ast.Comparison) or clause.op not in ("=", "in"):
+                continue
+            spec = fs.field_spec(clause.field)
+            operand = clause.operand
+            items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
+            literals = all(isinstance(i, ast.Literal) for i in items)
+            if spec.name == "project" and literals and len(set(self.ids(spec, list(items)))) == 1:
+                return True
+        return False
+
     def _users_of(self, spec: fs.FieldSpec, predicate: ast.HistoryPredicate) -> list[int]:
         operand = predicate.operand
         items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
@@ -625,7 +676,7 @@ class _Compiler:
 
     # ordering -----------------------------------------------------------------------------
 
-    def order(self, order_by: tuple[ast.OrderBy, ...]) -> list[Any]:
+    def order(self, order_by: tuple[ast.OrderBy, ...], where: ast.Clause | None) -> list[Any]:
         if not order_by:
             return [F("created_at").desc(), F("id").desc()]
         result: list[Any] = []
@@ -637,6 +688,11 @@ class _Compiler:
                 exprs = [Cast(text, FloatField()) if spec.custom.type == "number" else text]
             elif spec.kind == fs.VIEWED:
                 exprs = [views.viewed_order(self.ctx.viewed())]
+            elif spec.kind == fs.KEY:
+                # Within one project ORDER BY key is ORDER BY number, which the
+                # (project, number) index serves.
+                one_project = where is not None and self.within_one_project(where)
+                exprs = [F("number")] if one_project else [KeyPrefix(F("key")), F("number")]
             elif spec.order:
                 exprs = [F(name) for name in spec.order]
             else:
@@ -644,7 +700,9 @@ class _Compiler:
             for expr in exprs:
                 # NULLS LAST only where there can be nulls: on a NOT NULL column it would
                 # keep a DESC sort from reading its index backwards.
-                never_null = isinstance(expr, F) and _never_null(expr.name)
+                never_null = isinstance(expr, KeyPrefix) or (
+                    isinstance(expr, F) and _never_null(expr.name)
+                )
                 nulls_last = None if never_null else True
                 result.append(OrderBy(expr, descending=item.descending, nulls_last=nulls_last))
         last_descending = order_by[-1].descending
@@ -713,7 +771,7 @@ def jql_compile_postgres(
     (id, name) is the saved filter whose query this is, when checking it."""
     ctx = fn.JqlContext.for_tenant(member=member, tenant=tenant)
     compiler = _Compiler(ctx, (within_filter,) if within_filter else ())
-    tickets = tickets_visible_to(member)
+    tickets = tickets_visible_to_resolved(member)
     if query.where is not None:
         tickets = tickets.filter(compiler.clause(query.where))
-    return tickets.order_by(*compiler.order(query.order_by))
+    return tickets.order_by(*compiler.order(query.order_by, query.where))

@@ -656,6 +656,30 @@ def test_user_does_not_see_tickets_of_a_private_project(world_a, search_world):
     assert _keys(world_a, world_a.lead, "project = secret") == ["SECRET-1"]
 
 
+def test_order_by_key_is_project_key_then_number(world_a, search_world, project_a):  # noqa: F811
+    # given CORE-6..CORE-11, so that numbers sort as numbers (CORE-10 after CORE-9)
+    with schema_context(world_a.schema):
+        admin = _member(world_a, world_a.admin)
+        for n in range(6, 12):
+            ticket_create(project=project_a, actor=admin, data={"summary": f"Number {n}"})
+    connection.set_schema_to_public()
+    core = [f"CORE-{n}" for n in range(11, 0, -1)]
+    # when / then: across projects (the lead sees SECRET) by project key, then number;
+    # within one project by number (the (project, number) index)
+    assert _keys(world_a, world_a.lead, "ORDER BY key DESC") == ["SECRET-1", *core]
+    assert _keys(world_a, world_a.lead, "ORDER BY key")[-3:] == ["CORE-10", "CORE-11", "SECRET-1"]
+    assert _keys(world_a, world_a.lead, "project = CORE ORDER BY key DESC") == core
+    assert _keys(world_a, world_a.lead, "project in (core) AND key >= CORE-9 ORDER BY key") == [
+        "CORE-9",
+        "CORE-10",
+        "CORE-11",
+    ]
+    assert _keys(world_a, world_a.lead, "project in (CORE, SECRET) ORDER BY key DESC")[:2] == [
+        "SECRET-1",
+        "CORE-11",
+    ]
+
+
 def test_dates_follow_the_tenant_time_zone(world_a, search_world):
     # given a tenant in New York: CORE-4 (02:00 UTC Feb 1) was created on Jan 31 there
     Tenant.objects.filter(pk=world_a.tenant.pk).update(time_zone="America/New_York")
@@ -722,9 +746,10 @@ def test_advanced_search_answers_a_page_of_tickets(user_a, world_a, search_world
 def test_advanced_search_query_count_is_pinned(
     user_a, world_a, search_world, search_api, django_assert_num_queries
 ):
-    # one lookup of the status named, the page's ids, the count, the page's rows and
-    # the three prefetches; the rest is authentication and tenant routing
-    with django_assert_num_queries(11):
+    # the projects the user may see, one lookup of the status named, the page's ids, the
+    # count, the page's rows and the three prefetches; the rest is authentication and
+    # tenant routing
+    with django_assert_num_queries(12):
         response = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
     assert response.status_code == 200
     assert [item["key"] for item in response.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
