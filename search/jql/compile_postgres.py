@@ -26,6 +26,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import EmptyResultSet
+from django.db import OperationalError, connection, transaction
 from django.db.models import (
     BooleanField,
     Exists,
@@ -42,6 +44,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import Col
 from django.db.models.functions import Cast
+from psycopg.errors import QueryCanceled
 
 from accounts.members.models import Membership
 from search.jql import ast, sprints, views
@@ -97,6 +100,22 @@ class SearchTextColumn(Col):
         super().__init__(Ticket._meta.db_table, target, SearchVectorField(null=True))
 
 
+class IdIn(Func):
+    """`id = ANY(%s::bigint[])`: a list of ids as one array parameter (Django's `__in`
+    writes one parameter per id, slow to build for 100,000 of them)."""
+
+    template = "%(expressions)s = ANY(%%s::bigint[])"
+    output_field = BooleanField()
+
+    def __init__(self, expression: Any, ids: list[int]) -> None:
+        super().__init__(expression)
+        self.ids = ids
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
+        sql, params = super().as_sql(compiler, connection, **extra)
+        return sql, (*params, self.ids)
+
+
 class JsonText(Func):
     """`custom_fields ->> '<id>'` (jsonb_extract_path_text keeps digit keys as keys)."""
 
@@ -128,6 +147,16 @@ def _tsquery(text: str, *, spec: fs.FieldSpec, pos: ast.Position | None) -> str:
 
 # -- the compiler ----------------------------------------------------------------------------
 
+
+# What reading those ids may cost before the condition is left to the planner as is.
+INLINE_BUDGET_MS = 150
+
+# Up to this many tickets, a component or fix version condition is written as their ids
+# (fetching 100,000 ids costs ~30 ms; a wrong plan for the semi-join, seconds).
+M2M_INLINE_MAX = 200_000
+
+# Up to this many history rows, a WAS / CHANGED condition is written as their tickets' ids.
+HISTORY_INLINE_MAX = 20_000
 
 # Saved filters nest (`filter = A` where A says `filter = B`); past this depth a query
 # is refused rather than compiled without end.
@@ -302,10 +331,15 @@ class _Compiler:
         if kind == fs.M2M:
             through = getattr(Ticket, spec.column or "").through
             target = "component_id" if spec.column == "components" else "version_id"
-            rows = through.objects.filter(
-                ticket_id=OuterRef("pk"), **{f"{target}__in": self.ids(spec, values)}
-            )
-            return Q(Exists(rows))
+            rows = through.objects.filter(**{f"{target}__in": self.ids(spec, values)})
+            # The tickets of a few components or versions, looked up first (an
+            # index-only scan) and written in as ids: the planner then knows how many
+            # there are. As a semi-join it guesses, and may walk a sort index through
+            # most tickets looking for rare matches (a version's tickets are old).
+            few = _ticket_ids_if_few(rows, M2M_INLINE_MAX)
+            if few is not None:
+                return Q(IdIn(F("pk"), few))
+            return Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
         if kind == fs.WATCHER:
             rows = Watcher.objects.filter(
                 ticket_id=OuterRef("pk"), user_id__in=self.ids(spec, values)
@@ -540,8 +574,6 @@ class _Compiler:
     # history ------------------------------------------------------------------------------
 
     def history(self, spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None) -> Q:
-        field_name = spec.history or ""
-        rows = TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name)
         allowed = {"by", "after", "before", "on", "during"}
         if node.op == "changed":
             allowed |= {"from", "to"}
@@ -554,14 +586,42 @@ class _Compiler:
                 )
         if spec.kind in (fs.LABELS, fs.M2M):
             return set_history(self, spec, node, pos)
+        # The matching history rows, first on their own (the ticket's creation time
+        # through a join): when they are few their tickets are written in as ids, so
+        # the planner knows how few; else an EXISTS per ticket.
+        rows = self.history_rows(spec, node, pos, F("ticket__created_at"))
+        few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
+        if few is not None:
+            matched = Q(IdIn(F("pk"), few))
+        else:
+            rows = self.history_rows(spec, node, pos, OuterRef("created_at"))
+            matched = Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
+        if node.op == "changed":
+            return matched
+        operand = node.operand
+        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        has_empty = any(isinstance(item, ast.Empty) for item in items)
+        if has_empty and not node.predicates and spec.column:
+            field_name = spec.history or ""
+            never_set = ~Q(
+                Exists(TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name))
+            )
+            matched |= never_set & Q(**{f"{spec.column}__isnull": True})
+        return ~matched if node.op in ("was not", "was not in") else matched
+
+    def history_rows(
+        self, spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None, created: Any
+    ) -> QuerySet[TicketHistory]:
+        """The history rows that make a ticket match WAS / CHANGED; `created` stands for
+        the ticket's creation time."""
+        field_name = spec.history or ""
+        rows = TicketHistory.objects.filter(field=field_name)
         if node.op == "changed":
             # The rows written when the ticket was created are not changes.
-            rows = rows.exclude(
-                from_value__isnull=True, from_ref__isnull=True, created_at=OuterRef("created_at")
-            )
+            rows = rows.exclude(from_value__isnull=True, from_ref__isnull=True, created_at=created)
             for predicate in node.predicates:
                 rows = self._changed_predicate(spec, rows, predicate)
-            return Q(Exists(rows))
+            return rows
         operand = node.operand
         if operand is None:
             raise JqlError(f"Expecting a value after '{node.op.upper()}'", pos)
@@ -576,9 +636,7 @@ class _Compiler:
         held = Q(to_ref__in=self.ids(spec, values)) if values else _nothing()
         if len(values) < len(items):
             # Empty: explicitly cleared, or empty until a later first value.
-            held |= Q(to_ref__isnull=True) | Q(
-                from_ref__isnull=True, created_at__gt=OuterRef("created_at")
-            )
+            held |= Q(to_ref__isnull=True) | Q(from_ref__isnull=True, created_at__gt=created)
         rows = rows.filter(held)
         start, end = None, None
         for predicate in node.predicates:
@@ -602,13 +660,7 @@ class _Compiler:
                 rows = rows.filter(created_at__lt=end)
             if start is not None:
                 rows = rows.filter(Q(until__isnull=True) | Q(until__gt=start))
-        matched = Q(Exists(rows))
-        if len(values) < len(items) and not node.predicates and spec.column:
-            never_set = ~Q(
-                Exists(TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name))
-            )
-            matched |= never_set & Q(**{f"{spec.column}__isnull": True})
-        return ~matched if node.op in ("was not", "was not in") else matched
+        return rows
 
     def within_one_project(self, where: ast.Clause) -> bool:
         """Whether `where` pins the query to a single project: it is, or ANDs at its top
@@ -708,6 +760,28 @@ class _Compiler:
         last_descending = order_by[-1].descending
         result.append(F("id").desc() if last_descending else F("id").asc())
         return result
+
+
+def _ticket_ids_if_few(rows: QuerySet[Any], cap: int) -> list[int] | None:
+    """The `ticket_id`s of `rows` (repeats possible) when there are at most `cap` and
+    reading them takes at most INLINE_BUDGET_MS; None otherwise. The result of the
+    search is the same either way: only its plan differs."""
+    try:
+        query = rows.values_list("ticket_id", flat=True)[: cap + 1].query
+        sql, params = query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {INLINE_BUDGET_MS}")
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SET LOCAL statement_timeout = DEFAULT")
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, QueryCanceled):
+            return None
+        raise
+    return ids if len(ids) <= cap else None
 
 
 def _never_null(lookup: str) -> bool:

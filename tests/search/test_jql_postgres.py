@@ -489,6 +489,28 @@ def test_jql_returns_the_expected_keys_in_order(world_a, search_world, jql, expe
     assert _keys(world_a, world_a.user, jql) == expected
 
 
+# The history and component/version conditions run two ways: their tickets' ids looked
+# up first (always, on this small fixture), or as EXISTS (past the caps): same answers.
+BY_EXISTS = [
+    (jql, expected)
+    for jql, expected in QUERIES
+    if any(word in jql.lower() for word in (" was", "changed", "component", "fixversion"))
+]
+
+
+@pytest.mark.parametrize(("jql", "expected"), BY_EXISTS, ids=[q for q, _ in BY_EXISTS])
+def test_history_and_set_conditions_past_the_inline_caps(
+    world_a, search_world, jql, expected, monkeypatch
+):
+    # given caps of no ticket at all
+    from search.jql import compile_postgres
+
+    monkeypatch.setattr(compile_postgres, "HISTORY_INLINE_MAX", 0)
+    monkeypatch.setattr(compile_postgres, "M2M_INLINE_MAX", 0)
+    # when / then
+    assert _keys(world_a, world_a.user, jql) == expected
+
+
 ERRORS = [
     (
         "foo = bar",
