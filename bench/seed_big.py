@@ -599,6 +599,7 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
 
     from search.text_vectors import search_text_refresh
     from tenants.services import tenant_signup
+    from tickets.history import history_until_refresh
 
     started = time.perf_counter()
     signup = tenant_signup(
@@ -619,8 +620,9 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
             _tickets_write(cursor, gen, projects, tickets=tickets, say=say)
             cursor.execute("SET session_replication_role = origin")
             t0 = time.perf_counter()
-            search_text_refresh(None)  # its triggers were off with the others
-            say(f"search text vectors: {time.perf_counter() - t0:.0f} s")
+            search_text_refresh(None)  # their triggers were off with the others
+            history_until_refresh(None)
+            say(f"search text vectors and history periods: {time.perf_counter() - t0:.0f} s")
             say(f"rebuilding {len(definitions)} indexes")
             t0 = time.perf_counter()
             cursor.execute("SET maintenance_work_mem = '512MB'")

@@ -28,6 +28,7 @@ from accounts.tokens import secret_hash, secret_new
 from saas.tenancy import current_schema
 from search.text_vectors import SEARCH_TEXT_TRIGGERS, search_text_refresh
 from tenants.models import Tenant
+from tickets.history import HISTORY_UNTIL_TRIGGERS, history_until_refresh
 from tickets.import_validate import ImportPlan, Slot, TicketPlan
 from tickets.models import (
     Comment,
@@ -359,8 +360,10 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
             progress(start + len(batch))
         if fast:
             cursor.execute("SET LOCAL session_replication_role = origin")
-            # The search text triggers were skipped with the foreign-key ones.
+            # The search text and history triggers were skipped with the foreign-key
+            # ones: their work is done here.
             search_text_refresh([t.id for t in tickets])
+            history_until_refresh([t.id for t in tickets])
     top: dict[int, int] = {}
     for t in tickets:
         top[t.project.id] = max(top.get(t.project.id, 0), t.number)
@@ -390,7 +393,8 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     only fail if a referenced row were deleted meanwhile; `_references_lock` takes the
     same KEY SHARE locks the checks would, once per row instead of once per reference.
     Not done when a table has triggers of its own (they would be skipped too; the
-    search text triggers are the exception: `_tickets` does their work after) or when
+    search text and history `until` triggers are the exception: `_tickets` does their
+    work after) or when
     the role may not set `session_replication_role` (superuser, or on PostgreSQL 15+
     `GRANT SET ON PARAMETER session_replication_role TO <role>`).
     """
@@ -400,8 +404,8 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(%s::regclass[])"
-            " AND NOT tgisinternal AND NOT tgname LIKE %s",
-            [tables, f"{SEARCH_TEXT_TRIGGERS}%"],
+            " AND NOT tgisinternal AND NOT tgname LIKE %s AND NOT tgname LIKE %s",
+            [tables, f"{SEARCH_TEXT_TRIGGERS}%", f"{HISTORY_UNTIL_TRIGGERS}%"],
         )
         if cursor.fetchone()[0]:
             return False

@@ -646,20 +646,12 @@ class _Compiler:
                 p_start, p_end = self._period(spec, predicate)
                 start = p_start if start is None or (p_start and p_start > start) else start
                 end = p_end if end is None or (p_end and p_end < end) else end
-        if start is not None or end is not None:
-            later = TicketHistory.objects.filter(
-                ticket_id=OuterRef("ticket_id"), field=field_name
-            ).filter(
-                Q(created_at__gt=OuterRef("created_at"))
-                | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
-            )
-            rows = rows.annotate(
-                until=Subquery(later.order_by("created_at", "id").values("created_at")[:1])
-            )
-            if end is not None:
-                rows = rows.filter(created_at__lt=end)
-            if start is not None:
-                rows = rows.filter(Q(until__isnull=True) | Q(until__gt=start))
+        # Held during [start, end): set before the end, not replaced before the start
+        # (`until`, the time of the next change of the field, kept by the database).
+        if end is not None:
+            rows = rows.filter(created_at__lt=end)
+        if start is not None:
+            rows = rows.filter(Q(until__isnull=True) | Q(until__gt=start))
         return rows
 
     def within_one_project(self, where: ast.Clause) -> bool:

@@ -20,7 +20,7 @@ no row for them, so:
 
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower
 
 from search.jql import ast
@@ -114,13 +114,8 @@ def set_history(
     if users is not None:
         set_by_change = set_by_change.filter(actor_id__in=users)
     if start is not None:
-        later = earlier.filter(
-            Q(created_at__gt=OuterRef("created_at"))
-            | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
-        )
-        set_by_change = set_by_change.annotate(
-            until=Subquery(later.order_by("created_at", "id").values("created_at")[:1])
-        ).filter(Q(until__isnull=True) | Q(until__gt=start))
+        # Not replaced before the start (`until`: the time of the next change).
+        set_by_change = set_by_change.filter(Q(until__isnull=True) | Q(until__gt=start))
     if end is not None:
         set_by_change = set_by_change.filter(created_at__lt=end)
     # The span from the creation to the first change.

@@ -199,12 +199,18 @@ class TicketHistory(models.Model):
     from_ref = models.BigIntegerField(null=True, blank=True)
     to_ref = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the next change of the same field replaced this value (None: still held),
+    # in (created_at, id) order. Kept by the database (tickets/migrations/0007): JQL
+    # `WAS ... DURING/BEFORE/AFTER/ON` ask for values held in a period, an interval
+    # lookup on (field, to_ref, until) instead of a search for the next row of each.
+    until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("created_at", "id")
         indexes = [
             models.Index(fields=["ticket", "created_at"]),
             models.Index(fields=["field", "to_ref", "created_at"]),
+            models.Index(fields=["field", "to_ref", "until"], name="history_value_until"),
             models.Index(fields=["field", "from_ref", "created_at"]),
             models.Index(fields=["field", "created_at"]),
         ]
