@@ -51,7 +51,7 @@ from search.jql import ast, sprints, views
 from search.jql import fields as fs
 from search.jql import functions as fn
 from search.jql.ast import JqlError, ResolvedDate
-from search.jql.history_sets import set_history
+from search.jql.history_sets import held_after, set_history
 from tickets.access import tickets_visible_to_resolved
 from tickets.models import Comment, Priority, Status, Ticket, TicketHistory, Watcher
 
@@ -149,14 +149,14 @@ def _tsquery(text: str, *, spec: fs.FieldSpec, pos: ast.Position | None) -> str:
 
 
 # What reading those ids may cost before the condition is left to the planner as is.
-INLINE_BUDGET_MS = 150
+INLINE_BUDGET_MS = 200
 
 # Up to this many tickets, a component or fix version condition is written as their ids
-# (fetching 100,000 ids costs ~30 ms; a wrong plan for the semi-join, seconds).
+# (reading 100,000 ids costs ~30-100 ms; a wrong plan for the semi-join, seconds).
 M2M_INLINE_MAX = 200_000
 
 # Up to this many history rows, a WAS / CHANGED condition is written as their tickets' ids.
-HISTORY_INLINE_MAX = 20_000
+HISTORY_INLINE_MAX = 100_000
 
 # Saved filters nest (`filter = A` where A says `filter = B`); past this depth a query
 # is refused rather than compiled without end.
@@ -589,12 +589,12 @@ class _Compiler:
         # The matching history rows, first on their own (the ticket's creation time
         # through a join): when they are few their tickets are written in as ids, so
         # the planner knows how few; else an EXISTS per ticket.
-        rows = self.history_rows(spec, node, pos, F("ticket__created_at"))
+        rows = self.history_rows(spec, node, pos, _CreationPerRow())
         few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
         if few is not None:
             matched = Q(IdIn(F("pk"), few))
         else:
-            rows = self.history_rows(spec, node, pos, OuterRef("created_at"))
+            rows = self.history_rows(spec, node, pos, _CreationOfOuterTicket())
             matched = Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
         if node.op == "changed":
             return matched
@@ -610,15 +610,19 @@ class _Compiler:
         return ~matched if node.op in ("was not", "was not in") else matched
 
     def history_rows(
-        self, spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None, created: Any
+        self,
+        spec: fs.FieldSpec,
+        node: ast.Comparison,
+        pos: ast.Position | None,
+        created: "_Creation",
     ) -> QuerySet[TicketHistory]:
-        """The history rows that make a ticket match WAS / CHANGED; `created` stands for
-        the ticket's creation time."""
+        """The history rows that make a ticket match WAS / CHANGED; `created` compares a
+        row's time with its ticket's creation."""
         field_name = spec.history or ""
         rows = TicketHistory.objects.filter(field=field_name)
         if node.op == "changed":
             # The rows written when the ticket was created are not changes.
-            rows = rows.exclude(from_value__isnull=True, from_ref__isnull=True, created_at=created)
+            rows = rows.exclude(Q(from_value__isnull=True, from_ref__isnull=True) & created.at())
             for predicate in node.predicates:
                 rows = self._changed_predicate(spec, rows, predicate)
             return rows
@@ -636,7 +640,7 @@ class _Compiler:
         held = Q(to_ref__in=self.ids(spec, values)) if values else _nothing()
         if len(values) < len(items):
             # Empty: explicitly cleared, or empty until a later first value.
-            held |= Q(to_ref__isnull=True) | Q(from_ref__isnull=True, created_at__gt=created)
+            held |= Q(to_ref__isnull=True) | (Q(from_ref__isnull=True) & created.before())
         rows = rows.filter(held)
         start, end = None, None
         for predicate in node.predicates:
@@ -651,7 +655,7 @@ class _Compiler:
         if end is not None:
             rows = rows.filter(created_at__lt=end)
         if start is not None:
-            rows = rows.filter(Q(until__isnull=True) | Q(until__gt=start))
+            rows = rows.filter(held_after(start))
         return rows
 
     def within_one_project(self, where: ast.Clause) -> bool:
@@ -759,7 +763,7 @@ def _ticket_ids_if_few(rows: QuerySet[Any], cap: int) -> list[int] | None:
     reading them takes at most INLINE_BUDGET_MS; None otherwise. The result of the
     search is the same either way: only its plan differs."""
     try:
-        query = rows.values_list("ticket_id", flat=True)[: cap + 1].query
+        query = rows.order_by().values_list("ticket_id", flat=True)[: cap + 1].query
         sql, params = query.sql_with_params()
     except EmptyResultSet:
         return []
@@ -774,6 +778,41 @@ def _ticket_ids_if_few(rows: QuerySet[Any], cap: int) -> list[int] | None:
             return None
         raise
     return ids if len(ids) <= cap else None
+
+
+class _Creation:
+    """How a history row's time is compared with its ticket's creation time."""
+
+    def at(self) -> Q:  # written when the ticket was created
+        raise NotImplementedError
+
+    def before(self) -> Q:  # the ticket was created before the row
+        raise NotImplementedError
+
+
+class _CreationOfOuterTicket(_Creation):
+    """Inside an EXISTS per ticket: the outer query's ticket."""
+
+    def at(self) -> Q:
+        return Q(created_at=OuterRef("created_at"))
+
+    def before(self) -> Q:
+        return Q(created_at__gt=OuterRef("created_at"))
+
+
+class _CreationPerRow(_Creation):
+    """For history rows read on their own: the row's ticket, looked up only for the
+    rows that need it (those without a previous value)."""
+
+    def at(self) -> Q:
+        ticket = Ticket.objects.filter(pk=OuterRef("ticket_id"), created_at=OuterRef("created_at"))
+        return Q(Exists(ticket))
+
+    def before(self) -> Q:
+        ticket = Ticket.objects.filter(
+            pk=OuterRef("ticket_id"), created_at__lt=OuterRef("created_at")
+        )
+        return Q(Exists(ticket))
 
 
 def _never_null(lookup: str) -> bool:

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower
+from django.db.models.lookups import GreaterThan
 
 from search.jql import ast
 from search.jql import fields as fs
 from search.jql.ast import JqlError
 from tickets.models import Component, TicketHistory, Version
+from tickets.models.tickets import UntilOrInfinity
 
 if TYPE_CHECKING:
     from search.jql.compile_postgres import _Compiler
@@ -80,6 +82,12 @@ class _Values:
         return result
 
 
+def held_after(start: Any) -> Q:
+    """History rows whose value was still held after `start` (`until`, the next change,
+    later, or none): one range on the (field, to_ref, COALESCE(until, infinity)) index."""
+    return Q(GreaterThan(UntilOrInfinity(F("until")), start))
+
+
 def set_history(
     compiler: "_Compiler", spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None
 ) -> Q:
@@ -115,7 +123,7 @@ def set_history(
         set_by_change = set_by_change.filter(actor_id__in=users)
     if start is not None:
         # Not replaced before the start (`until`: the time of the next change).
-        set_by_change = set_by_change.filter(Q(until__isnull=True) | Q(until__gt=start))
+        set_by_change = set_by_change.filter(held_after(start))
     if end is not None:
         set_by_change = set_by_change.filter(created_at__lt=end)
     # The span from the creation to the first change.

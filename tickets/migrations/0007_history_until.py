@@ -11,6 +11,8 @@ The functions name tables through TG_TABLE_SCHEMA, whatever the search_path.
 
 from django.db import migrations, models
 
+import tickets.models.tickets
+
 FORWARD = r"""
 CREATE OR REPLACE FUNCTION history_until_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -63,6 +65,12 @@ class Migration(migrations.Migration):
         migrations.RunSQL(FORWARD, BACKWARD),
         migrations.AddIndex(
             model_name="tickethistory",
-            index=models.Index(fields=["field", "to_ref", "until"], name="history_value_until"),
+            index=models.Index(
+                models.F("field"),
+                models.F("to_ref"),
+                tickets.models.tickets.UntilOrInfinity(models.F("until")),
+                name="history_value_until",
+                include=["created_at", "ticket_id", "until"],
+            ),
         ),
     ]

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -179,6 +180,14 @@ class Watcher(models.Model):
         return f"{self.user_id} watches {self.ticket_id}"
 
 
+class UntilOrInfinity(models.Func):
+    """`COALESCE(until, 'infinity')`: a value still held ends at infinity, so "held after
+    t" is one range condition on the (field, to_ref, this) index."""
+
+    template = "COALESCE(%(expressions)s, 'infinity'::timestamptz)"
+    output_field = models.DateTimeField()
+
+
 class TicketHistory(models.Model):
     """One row per changed field: the basis of JQL WAS/CHANGED and of reports.
 
@@ -202,7 +211,8 @@ class TicketHistory(models.Model):
     # When the next change of the same field replaced this value (None: still held),
     # in (created_at, id) order. Kept by the database (tickets/migrations/0007): JQL
     # `WAS ... DURING/BEFORE/AFTER/ON` ask for values held in a period, an interval
-    # lookup on (field, to_ref, until) instead of a search for the next row of each.
+    # lookup on (field, to_ref, COALESCE(until, infinity)) instead of a search for the
+    # next row of each.
     until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -210,7 +220,13 @@ class TicketHistory(models.Model):
         indexes = [
             models.Index(fields=["ticket", "created_at"]),
             models.Index(fields=["field", "to_ref", "created_at"]),
-            models.Index(fields=["field", "to_ref", "until"], name="history_value_until"),
+            models.Index(
+                F("field"),
+                F("to_ref"),
+                UntilOrInfinity(F("until")),
+                name="history_value_until",
+                include=["created_at", "ticket_id", "until"],
+            ),
             models.Index(fields=["field", "from_ref", "created_at"]),
             models.Index(fields=["field", "created_at"]),
         ]
