@@ -362,8 +362,9 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
             cursor.execute("SET LOCAL session_replication_role = origin")
             # The search text and history triggers were skipped with the foreign-key
             # ones: their work is done here.
-            search_text_refresh([t.id for t in tickets])
-            history_until_refresh([t.id for t in tickets])
+            ids = [t.id for t in tickets if t.id is not None]
+            search_text_refresh(ids)
+            history_until_refresh(ids)
     top: dict[int, int] = {}
     for t in tickets:
         top[t.project.id] = max(top.get(t.project.id, 0), t.number)

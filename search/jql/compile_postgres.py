@@ -586,20 +586,13 @@ class _Compiler:
                 )
         if spec.kind in (fs.LABELS, fs.M2M):
             return set_history(self, spec, node, pos)
-        # The matching history rows, first on their own (the ticket's creation time
-        # through a join): when they are few their tickets are written in as ids, so
-        # the planner knows how few; else an EXISTS per ticket.
-        rows = self.history_rows(spec, node, pos, _CreationPerRow())
-        few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
-        if few is not None:
-            matched = Q(IdIn(F("pk"), few))
-        else:
-            rows = self.history_rows(spec, node, pos, _CreationOfOuterTicket())
-            matched = Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
+        # The matching history rows, read on their own first: when they are few their
+        # tickets are written in as ids, so the planner knows how few.
+        matched = self.rows_match(self.history_rows(spec, node, pos))
         if node.op == "changed":
             return matched
         operand = node.operand
-        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
         has_empty = any(isinstance(item, ast.Empty) for item in items)
         if has_empty and not node.predicates and spec.column:
             field_name = spec.history or ""
@@ -609,20 +602,24 @@ class _Compiler:
             matched |= never_set & Q(**{f"{spec.column}__isnull": True})
         return ~matched if node.op in ("was not", "was not in") else matched
 
+    def rows_match(self, rows: QuerySet[TicketHistory]) -> Q:
+        """Tickets having one of these history rows (which do not refer to the ticket):
+        their ids when few, else an EXISTS per ticket."""
+        few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
+        if few is not None:
+            return Q(IdIn(F("pk"), few))
+        return Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
+
     def history_rows(
-        self,
-        spec: fs.FieldSpec,
-        node: ast.Comparison,
-        pos: ast.Position | None,
-        created: "_Creation",
+        self, spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None
     ) -> QuerySet[TicketHistory]:
-        """The history rows that make a ticket match WAS / CHANGED; `created` compares a
-        row's time with its ticket's creation."""
+        """The history rows that make a ticket match WAS / CHANGED (on their own: they
+        compare their time with their ticket's creation through their ticket_id)."""
         field_name = spec.history or ""
         rows = TicketHistory.objects.filter(field=field_name)
         if node.op == "changed":
             # The rows written when the ticket was created are not changes.
-            rows = rows.exclude(Q(from_value__isnull=True, from_ref__isnull=True) & created.at())
+            rows = rows.exclude(Q(from_value__isnull=True, from_ref__isnull=True) & _at_creation())
             for predicate in node.predicates:
                 rows = self._changed_predicate(spec, rows, predicate)
             return rows
@@ -640,7 +637,7 @@ class _Compiler:
         held = Q(to_ref__in=self.ids(spec, values)) if values else _nothing()
         if len(values) < len(items):
             # Empty: explicitly cleared, or empty until a later first value.
-            held |= Q(to_ref__isnull=True) | (Q(from_ref__isnull=True) & created.before())
+            held |= Q(to_ref__isnull=True) | (Q(from_ref__isnull=True) & _after_creation())
         rows = rows.filter(held)
         start, end = None, None
         for predicate in node.predicates:
@@ -780,39 +777,18 @@ def _ticket_ids_if_few(rows: QuerySet[Any], cap: int) -> list[int] | None:
     return ids if len(ids) <= cap else None
 
 
-class _Creation:
-    """How a history row's time is compared with its ticket's creation time."""
-
-    def at(self) -> Q:  # written when the ticket was created
-        raise NotImplementedError
-
-    def before(self) -> Q:  # the ticket was created before the row
-        raise NotImplementedError
+def _at_creation() -> Q:
+    """History rows written when their ticket was created. The ticket is looked up only
+    for the rows that need it (those without a previous value: the planner evaluates
+    the cheap conditions first)."""
+    ticket = Ticket.objects.filter(pk=OuterRef("ticket_id"), created_at=OuterRef("created_at"))
+    return Q(Exists(ticket))
 
 
-class _CreationOfOuterTicket(_Creation):
-    """Inside an EXISTS per ticket: the outer query's ticket."""
-
-    def at(self) -> Q:
-        return Q(created_at=OuterRef("created_at"))
-
-    def before(self) -> Q:
-        return Q(created_at__gt=OuterRef("created_at"))
-
-
-class _CreationPerRow(_Creation):
-    """For history rows read on their own: the row's ticket, looked up only for the
-    rows that need it (those without a previous value)."""
-
-    def at(self) -> Q:
-        ticket = Ticket.objects.filter(pk=OuterRef("ticket_id"), created_at=OuterRef("created_at"))
-        return Q(Exists(ticket))
-
-    def before(self) -> Q:
-        ticket = Ticket.objects.filter(
-            pk=OuterRef("ticket_id"), created_at__lt=OuterRef("created_at")
-        )
-        return Q(Exists(ticket))
+def _after_creation() -> Q:
+    """History rows written after their ticket was created."""
+    ticket = Ticket.objects.filter(pk=OuterRef("ticket_id"), created_at__lt=OuterRef("created_at"))
+    return Q(Exists(ticket))
 
 
 def _never_null(lookup: str) -> bool:

@@ -92,11 +92,11 @@ def set_history(
     compiler: "_Compiler", spec: fs.FieldSpec, node: ast.Comparison, pos: ast.Position | None
 ) -> Q:
     field_name = spec.history or ""
-    rows = TicketHistory.objects.filter(ticket_id=OuterRef("pk"), field=field_name)
+    rows = TicketHistory.objects.filter(field=field_name)
     if node.op == "changed":
         for predicate in node.predicates:
             rows = _changed_predicate(compiler, spec, rows, predicate)
-        return Q(Exists(rows))
+        return compiler.rows_match(rows)
     operand = node.operand
     if operand is None:
         raise JqlError(f"Expecting a value after '{node.op.upper()}'", pos)
@@ -137,15 +137,15 @@ def set_history(
     )
     if start is not None:
         first = first.filter(created_at__gt=start)
-    at_creation = Q(Exists(first))
+    at_creation = compiler.rows_match(first)
     # Never changed: the current value since the creation.
-    never_changed = ~Q(Exists(rows)) & wanted.now(compiler)
+    never_changed = ~Q(Exists(rows.filter(ticket_id=OuterRef("pk")))) & wanted.now(compiler)
     since_creation = at_creation | never_changed
     if users is not None:
         since_creation &= Q(creator_id__in=users)
     if end is not None:
         since_creation &= Q(created_at__lt=end)
-    matched = Q(Exists(set_by_change)) | since_creation
+    matched = compiler.rows_match(set_by_change) | since_creation
     return ~matched if node.op in ("was not", "was not in") else matched
 
 
