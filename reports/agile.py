@@ -1,10 +1,11 @@
 """Velocity and burndown, from the append-only sprint scope log (SprintChange) and the
 status history: never from the tickets' current state, so closed sprints stay exact."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.utils import timezone
 
 from reports.scope import ReportScope, fetch_all, number, table
@@ -141,13 +142,20 @@ def _burndown_rows(
 
     A running total, not a ticket-by-day grid: the scope rows and status moves of the
     sprint's tickets (up to `cap`) are merged per ticket into one timeline (status rows
-    through the (ticket, created_at) index, per ticket); each event carries the change
-    it makes to the ticket's (scope, remaining) contribution, and a day's values are the
+    through the (ticket, created_at) index, per ticket, statuses as ids); each event
+    carries the change it makes to the ticket's (scope, remaining) contribution (lag()
+    over the same window, so the timeline is sorted once), and a day's values are the
     sum of the changes up to its end (a window over the days); events before the first
-    day count on the first day. The events list reads the same timeline."""
+    day count on the first day.
+    The events list reads the same timeline."""
     ids_sql, ids_params = scope.sprint_ticket_filter("c.ticket_id")
     sc_ids_sql, sc_ids_params = scope.sprint_ticket_filter("sc.ticket_id")
     value = _value_sql(unit)
+    # Statuses as ids (a status move is kept if it names an existing status, and is
+    # done if that one is in the Done category), so the moves need no join per ticket.
+    categories = dict(Status.objects.values_list("pk", "category"))
+    status_ids = list(categories)
+    done_ids = [pk for pk, category in categories.items() if category == Status.Category.DONE]
     rows = fetch_all(
         f"""
         WITH members AS (
@@ -162,13 +170,13 @@ def _burndown_rows(
             AND sc.at <= %s {sc_ids_sql}
           UNION ALL
           SELECT m.ticket_id, h.created_at, 1, h.id, 'status', NULL,
-                 s.category = 'DONE', coalesce(f.category = 'DONE', false)
+                 h.to_ref = ANY(%s::bigint[]), coalesce(h.from_ref = ANY(%s::bigint[]), false)
           FROM members m CROSS JOIN LATERAL (
             SELECT h.created_at, h.id, h.to_ref, h.from_ref FROM {table(TicketHistory)} h
             WHERE h.ticket_id = m.ticket_id AND h.field = 'status' AND h.created_at <= %s
+              AND h.to_ref = ANY(%s::bigint[])
             OFFSET 0
-          ) h JOIN {table(Status)} s ON s.id = h.to_ref
-          LEFT JOIN {table(Status)} f ON f.id = h.from_ref
+          ) h
         ),
         states AS (
           SELECT *,
@@ -179,40 +187,44 @@ def _burndown_rows(
           WINDOW w AS (PARTITION BY ticket_id ORDER BY at, src, id)
         ),
         contributions AS (
-          SELECT *, coalesce(vals[cardinality(vals)], 0) AS in_scope,
-            CASE WHEN dones[cardinality(dones)] THEN 0
-                 ELSE coalesce(vals[cardinality(vals)], 0) END AS open
-          FROM states
-        ),
-        deltas AS (
-          SELECT at, greatest((at AT TIME ZONE %s)::date, %s::date) AS day,
-            in_scope - lag(in_scope, 1, 0) OVER w AS scope,
-            open - lag(open, 1, 0) OVER w AS remaining
-          FROM contributions
+          SELECT *, lag(in_scope, 1, 0) OVER w AS prev_in_scope,
+            lag(open, 1, 0) OVER w AS prev_open
+          FROM (
+            SELECT ticket_id, at, src, id, kind, value, done, was_done,
+              vals[cardinality(vals)] AS in_scope_value,
+              coalesce(vals[cardinality(vals)], 0) AS in_scope,
+              CASE WHEN dones[cardinality(dones)] THEN 0
+                   ELSE coalesce(vals[cardinality(vals)], 0) END AS open
+            FROM states
+          ) s
           WINDOW w AS (PARTITION BY ticket_id ORDER BY at, src, id)
         ),
-        per_day AS (SELECT day, sum(scope) AS scope, sum(remaining) AS remaining
-                    FROM deltas GROUP BY day),
+        per_day AS (
+          SELECT greatest((at AT TIME ZONE %s)::date, %s::date) AS day,
+            sum(in_scope - prev_in_scope) AS scope, sum(open - prev_open) AS remaining,
+            sum(open - prev_open) FILTER (WHERE at <= %s) AS at_start
+          FROM contributions GROUP BY 1
+        ),
         events AS (
           SELECT ticket_id, at, kind, value FROM contributions
           WHERE src = 0 AND kind IN ('added', 'removed') AND at > %s
           UNION ALL
           SELECT ticket_id, at, CASE WHEN done THEN 'completed' ELSE 'reopened' END,
-                 vals[cardinality(vals)]
+                 in_scope_value
           FROM contributions
-          WHERE src = 1 AND at > %s AND done <> was_done
-            AND vals[cardinality(vals)] IS NOT NULL
+          WHERE src = 1 AND at > %s AND done <> was_done AND in_scope_value IS NOT NULL
         )
-        SELECT 'day' AS row, days.day, NULL::timestamptz AS at, NULL AS kind, NULL AS key,
+        SELECT 'day' AS row, days.day, NULL::bigint AS at_us, NULL AS kind, NULL AS key,
           NULL::numeric AS value,
           sum(p.scope) OVER upto AS scope, sum(p.remaining) OVER upto AS remaining,
-          (SELECT sum(remaining) FROM deltas WHERE at <= %s) AS start_remaining
+          (SELECT sum(at_start) FROM per_day) AS start_remaining
         FROM (SELECT d::date AS day
               FROM generate_series(%s::date, %s::date, interval '1 day') d) days
         LEFT JOIN per_day p ON p.day = days.day
         WINDOW upto AS (ORDER BY days.day)
         UNION ALL
-        SELECT 'event', (e.at AT TIME ZONE %s)::date, e.at, e.kind, t.key, e.value,
+        SELECT 'event', (e.at AT TIME ZONE %s)::date,
+          (extract(epoch FROM e.at) * 1000000)::bigint, e.kind, t.key, e.value,
           NULL, NULL, NULL
         FROM events e JOIN {table(Ticket)} t ON t.id = e.ticket_id
         ORDER BY 1, 3, 5, 2
@@ -223,7 +235,10 @@ def _burndown_rows(
             sprint.pk,
             cap,
             *sc_ids_params,
+            done_ids,
+            done_ids,
             cap,
+            status_ids,
             scope.tz,
             days[0],
             start,
@@ -235,9 +250,12 @@ def _burndown_rows(
         ],
     )
     by_day = [row for row in rows if row["row"] == "day"]
+    # Event times come as microseconds since the epoch: exact, and thousands of them
+    # convert far faster than timestamptz values are parsed by the driver.
+    epoch = datetime(1970, 1, 1, tzinfo=connection.timezone)
     events = [
         {
-            "at": row["at"],
+            "at": epoch + timedelta(microseconds=row["at_us"]),
             "day": row["day"],
             "kind": row["kind"],
             "key": row["key"],
@@ -282,10 +300,13 @@ def burndown_report(*, scope: ReportScope, sprint: str | None, unit: str = "poin
     by_day = {row["day"]: row for row in rows}
     today = now.astimezone(_zone(scope)).date()
     out_days = []
+    events_by_day: dict[date, list[dict[str, Any]]] = {}
+    for event in events:
+        events_by_day.setdefault(event["day"], []).append(event)
     for index, day in enumerate(days):
         row = by_day.get(day, {})
         future = day > today and found.completed_at is None
-        on_day = [e for e in events if e["day"] == day]
+        on_day = events_by_day.get(day, [])
 
         def total(kind: str, on_day: list[dict] = on_day) -> float:
             return number(sum(e["value"] for e in on_day if e["kind"] == kind))

@@ -113,6 +113,12 @@ class Grouping:
     label: str
     none: str = "None"
     multi: bool = False  # a ticket may fall in several groups
+    # The joins yield each (ticket, group) at most once, so a group's tickets are its
+    # rows: counted with count(*) (a hash aggregate) rather than count(DISTINCT id).
+    once: bool = True
+    # A ticket's groups as an array expression over `t` (instead of joins): tickets are
+    # counted per distinct array, and only the distinct arrays are unnested.
+    array: str | None = None
 
 
 def _ref(name: str, column: str, model: type[Model], label: str = "g.name") -> Grouping:
@@ -158,9 +164,7 @@ GROUPINGS = {
     "assignee": _user("assignee", "assignee_id"),
     "reporter": _user("reporter", "reporter_id"),
     "creator": _user("creator", "creator_id"),
-    "labels": Grouping(
-        "labels", "LEFT JOIN LATERAL unnest(t.labels) g(v) ON true", "g.v", "g.v", multi=True
-    ),
+    "labels": Grouping("labels", "", "", "", multi=True, array="t.labels"),
     "component": _m2m("component", "components", Component),
     "fixversion": _m2m("fixVersion", "fix_versions", Version),
     "sprint": _ref("sprint", "sprint_id", Sprint),
@@ -183,6 +187,7 @@ def _custom_grouping(cf: CustomField) -> Grouping:
             "g.v",
             "g.v",
             multi=True,
+            once=False,  # a JSON array may repeat a value
         )
     value = f"jsonb_extract_path_text(t.custom_fields, '{key}')"
     if cf.type == "user":
@@ -239,29 +244,10 @@ def distribution_report(*, scope: ReportScope, group_by: str) -> dict[str, Any]:
         by_status = flow.status_counts_from_snapshot(scope=scope)
         if by_status is not None:
             return _distribution_by_status(by_status)
-    tickets_sql, tickets_params = scope.tickets_sql()
-    range_sql, range_params = _created_range(scope)
-    # Single-valued fields count rows; multi-valued ones count distinct tickets per value
-    # and take the total from the tickets themselves.
-    count = "count(DISTINCT id)" if grouping.multi else "count(*)"
-    total_sql = (
-        f"(SELECT count(*) FROM ({tickets_sql}) t WHERE true {range_sql})"  # noqa: S608
-        if grouping.multi
-        else "sum(count(*)) OVER ()"
-    )
-    total_params = [*tickets_params, *range_params] if grouping.multi else []
-    rows = fetch_all(
-        f"""
-        WITH picked AS (
-          SELECT t.id, ({grouping.key})::text AS key, {grouping.label} AS label
-          FROM ({tickets_sql}) t {grouping.joins}
-          WHERE true {range_sql}
-        )
-        SELECT key, coalesce(label, %s) AS label, {count} AS count, {total_sql} AS total
-        FROM picked GROUP BY key, label ORDER BY {count} DESC, label
-        """,  # noqa: S608
-        [*tickets_params, *range_params, grouping.none, *total_params],
-    )
+    if grouping.array:
+        rows = _distribution_of_array(scope, grouping)
+    else:
+        rows = _distribution_by_joins(scope, grouping)
     total = int(rows[0]["total"]) if rows else 0
     return {
         "field": grouping.name,
@@ -276,6 +262,63 @@ def distribution_report(*, scope: ReportScope, group_by: str) -> dict[str, Any]:
             for row in rows
         ],
     }
+
+
+def _distribution_of_array(scope: ReportScope, grouping: Grouping) -> list[dict[str, Any]]:
+    """Groups from an array per ticket (labels). The scope's tickets are counted per
+    distinct array first (a project's labels: an index-only scan of (project) INCLUDE
+    (labels), reports migration 0003, into a few thousand distinct arrays), then each
+    distinct array is unnested once. An empty array stands as one NULL value (the "None"
+    group); a value repeated in an array counts once (its first position only); the total
+    is the number of tickets (each array's first position)."""
+    tickets_sql, tickets_params = scope.tickets_sql()
+    range_sql, range_params = _created_range(scope)
+    return fetch_all(
+        f"""
+        WITH arrays AS (
+          SELECT {grouping.array} AS a, count(*) AS n
+          FROM ({tickets_sql}) t
+          WHERE true {range_sql}
+          GROUP BY 1
+        ),
+        nonempty AS (
+          SELECT CASE WHEN cardinality(a) > 0 THEN a ELSE '{{NULL}}' END AS a, n FROM arrays
+        )
+        SELECT (u.v)::text AS key, coalesce(u.v, %s) AS label, sum(x.n)::bigint AS count,
+          (sum(sum(x.n) FILTER (WHERE u.i = 1)) OVER ())::bigint AS total
+        FROM nonempty x CROSS JOIN LATERAL unnest(x.a) WITH ORDINALITY u(v, i)
+        WHERE array_position(x.a, u.v) = u.i
+        GROUP BY u.v ORDER BY sum(x.n) DESC, label
+        """,  # noqa: S608
+        [*tickets_params, *range_params, grouping.none],
+    )
+
+
+def _distribution_by_joins(scope: ReportScope, grouping: Grouping) -> list[dict[str, Any]]:
+    tickets_sql, tickets_params = scope.tickets_sql()
+    range_sql, range_params = _created_range(scope)
+    # Groups count their tickets (rows, when the joins yield a ticket once per group);
+    # multi-valued fields take the total from the tickets themselves.
+    count = "count(*)" if grouping.once else "count(DISTINCT id)"
+    ticket_id = "" if grouping.once else "t.id, "
+    total_sql = (
+        f"(SELECT count(*) FROM ({tickets_sql}) t WHERE true {range_sql})"  # noqa: S608
+        if grouping.multi
+        else "sum(count(*)) OVER ()"
+    )
+    total_params = [*tickets_params, *range_params] if grouping.multi else []
+    return fetch_all(
+        f"""
+        WITH picked AS (
+          SELECT {ticket_id}({grouping.key})::text AS key, {grouping.label} AS label
+          FROM ({tickets_sql}) t {grouping.joins}
+          WHERE true {range_sql}
+        )
+        SELECT key, coalesce(label, %s) AS label, {count} AS count, {total_sql} AS total
+        FROM picked GROUP BY key, label ORDER BY {count} DESC, label
+        """,  # noqa: S608
+        [*tickets_params, *range_params, grouping.none, *total_params],
+    )
 
 
 def _distribution_by_status(counts: dict[int, int]) -> dict[str, Any]:
@@ -368,9 +411,11 @@ def _time_totals(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The report's totals and time logged per user, in one query: the matching worklogs
     of the scope's tickets are read once (through the scope's ticket ids, an index-only
-    scan of (project, id) for a project), summed per user and per ticket. Without a user
-    or date range the tickets are those with an estimate (a partial index) or a worklog;
-    with one, only those with a matching worklog."""
+    scan of (project, id) for a project, merged with the covering (ticket, started_at)
+    worklog index of reports migration 0004) and summed per (ticket, user), then per
+    ticket and per user (a user's tickets are their (ticket, user) groups: no DISTINCT
+    sort). Without a user or date range the tickets are those with an estimate (a
+    partial index) or a worklog; with one, only those with a matching worklog."""
     ids_sql, ids_params = scope.ticket_ids_sql()
     tickets_sql, tickets_params = scope.tickets_sql()
     wl_sql, wl_params = _worklog_filter(scope, user_id)
@@ -391,18 +436,22 @@ def _time_totals(
     rows = fetch_all(
         f"""
         WITH wl AS MATERIALIZED (
-          SELECT w.ticket_id, w.author_id, w.time_spent FROM {table(Worklog)} w
+          SELECT w.ticket_id, w.author_id, sum(w.time_spent) AS logged, count(*) AS worklogs
+          FROM {table(Worklog)} w
           WHERE w.ticket_id IN ({ids_sql}) {wl_sql}
+          GROUP BY w.ticket_id, w.author_id
         ),
-        logged AS (SELECT ticket_id, sum(time_spent) AS logged FROM wl GROUP BY ticket_id)
+        logged AS (SELECT ticket_id, sum(logged) AS logged FROM wl GROUP BY ticket_id)
         SELECT 0 AS part, NULL::bigint AS user_id, NULL AS username, tickets,
                original, logged, remaining, NULL::bigint AS worklogs
         FROM ({per_ticket}) totals
         UNION ALL
-        SELECT 1, wl.author_id, u.username, count(DISTINCT wl.ticket_id), NULL,
-               sum(wl.time_spent), NULL, count(*)
-        FROM wl LEFT JOIN {U} u ON u.id = wl.author_id
-        GROUP BY wl.author_id, u.username
+        SELECT 1, a.author_id, u.username, a.tickets, NULL, a.logged, NULL, a.worklogs
+        FROM (
+          SELECT author_id, count(*) AS tickets, sum(logged) AS logged,
+                 sum(worklogs)::bigint AS worklogs
+          FROM wl GROUP BY author_id
+        ) a LEFT JOIN {U} u ON u.id = a.author_id
         ORDER BY part, logged DESC, username
         """,  # noqa: S608
         [*ids_params, *wl_params, *per_ticket_params],

@@ -10,6 +10,7 @@ anchor for the others, so only the changes since the last snapshot are read."""
 from datetime import date, timedelta
 from typing import Any
 
+from reports.cycle_starts import cycle_start_join_sql, in_progress_status_ids
 from reports.models import SnapshotDay, StatusSnapshot
 from reports.scope import ReportScope, fetch_all, table
 from saas.errors import Invalid
@@ -46,12 +47,17 @@ def _moved_counts(
     return fetch_all(
         f"""
         WITH anchor AS ({anchor_sql}),
-        moves AS (
-          SELECT (h.created_at AT TIME ZONE %s)::date AS d, x.s, sum(x.delta) AS net
+        transitions AS (
+          SELECT (h.created_at AT TIME ZONE %s)::date AS d, h.from_ref, h.to_ref, count(*) AS n
           FROM {table(TicketHistory)} h
-          CROSS JOIN LATERAL (VALUES (h.to_ref, 1), (h.from_ref, -1)) x(s, delta)
-          WHERE h.field = 'status' AND h.created_at >= %s AND x.s IS NOT NULL
-            AND h.ticket_id IN ({ids_sql})
+          WHERE h.field = 'status' AND h.created_at >= %s AND h.ticket_id IN ({ids_sql})
+          GROUP BY 1, 2, 3
+        ),
+        moves AS (
+          SELECT m.d, x.s, sum(x.delta * m.n) AS net
+          FROM transitions m
+          CROSS JOIN LATERAL (VALUES (m.to_ref, 1), (m.from_ref, -1)) x(s, delta)
+          WHERE x.s IS NOT NULL
           GROUP BY 1, 2
         ),
         statuses AS (SELECT s FROM anchor UNION SELECT s FROM moves),
@@ -195,14 +201,6 @@ def created_vs_resolved_report(*, scope: ReportScope, period: str = "day") -> di
     }
 
 
-def _in_progress() -> list[int]:
-    # As ids, so the first move into progress is one probe of the partial
-    # (ticket, created_at) index of status history (reports migration 0002).
-    return list(
-        Status.objects.filter(category=Status.Category.IN_PROGRESS).values_list("pk", flat=True)
-    )
-
-
 def _hours(values: Any) -> list[float | None]:
     return [None if v is None else round(float(v), 2) for v in (values or [None, None, None])]
 
@@ -211,28 +209,41 @@ def cycle_time_report(*, scope: ReportScope, limit: int = 500) -> dict[str, Any]
     """Tickets resolved in `from`..`to` (default: the last 30 days): lead time (created →
     resolved) and cycle time (first move into an In Progress status → resolved) in hours,
     one point per ticket by resolution time (at most `limit`), and count, mean, p50, p85
-    and p95 over all of them (percentile_cont)."""
+    and p95 over all of them (percentile_cont).
+
+    The start of a ticket's cycle comes from its CycleStart row when that holds
+    (reports.cycle_starts: joined by resolution time), else from the status history
+    (one probe of the partial (ticket, created_at) index of reports migration 0002,
+    with the In Progress statuses as ids)."""
     start, end = scope.window()
     tickets_sql, tickets_params = scope.tickets_sql()
     since, until = scope.day_start(start), scope.day_start(end + timedelta(days=1))
     base = f"""
-        WITH done AS MATERIALIZED (
-          SELECT t.key, t.created_at, t.resolved_at, (
-              SELECT min(h.created_at) FROM {table(TicketHistory)} h
-              WHERE h.ticket_id = t.id AND h.field = 'status' AND h.to_ref = ANY(%s)
-                AND h.created_at <= t.resolved_at
-            ) AS started_at
+        WITH done AS NOT MATERIALIZED (
+          SELECT t.key, t.created_at, t.resolved_at,
+            CASE WHEN c.ticket_id IS NULL THEN s.started_at ELSE c.started_at END AS started_at
           FROM ({tickets_sql}) t
+          {cycle_start_join_sql(ticket="t")}
+          CROSS JOIN LATERAL (
+            SELECT min(h.created_at) AS started_at FROM {table(TicketHistory)} h
+            WHERE c.ticket_id IS NULL
+              AND h.ticket_id = t.id AND h.field = 'status' AND h.to_ref = ANY(%s)
+              AND h.created_at <= t.resolved_at
+          ) s
           WHERE t.resolved_at >= %s AND t.resolved_at < %s
         ),
-        measured AS (
+        measured AS NOT MATERIALIZED (
           SELECT *, extract(epoch FROM resolved_at - created_at) / 3600.0 AS lead_hours,
                  extract(epoch FROM resolved_at - started_at) / 3600.0 AS cycle_hours
           FROM done
         )"""  # noqa: S608
-    params = [_in_progress(), *tickets_params, since, until]
-    # One query for the statistics (first row) and the points, so the resolved tickets
-    # and their first move into progress are looked up once.
+    in_progress = in_progress_status_ids()
+    params = [*tickets_params, since, until, in_progress, in_progress, since, until]
+    # One query for the statistics (first row) and the points. `done` is not
+    # materialized: the statistics stream it (nothing is stored but the percentiles'
+    # sorts; OFFSET 0 keeps `measured` a subquery there, so each row's hours are
+    # computed once, not once per aggregate reading them), and the points read the
+    # (resolved_at) index in order and stop after `limit` rows.
     rows = fetch_all(
         f"""{base}
         SELECT 0 AS part, count(*) AS count, count(cycle_hours) AS cycle_count,
@@ -241,7 +252,7 @@ def cycle_time_report(*, scope: ReportScope, limit: int = 500) -> dict[str, Any]
           percentile_cont(ARRAY[0.5, 0.85, 0.95]) WITHIN GROUP (ORDER BY cycle_hours) AS cycle_p,
           NULL AS key, NULL::timestamptz AS created_at, NULL::timestamptz AS started_at,
           NULL::timestamptz AS resolved_at, NULL::float AS lead_hours, NULL::float AS cycle_hours
-        FROM measured
+        FROM (SELECT lead_hours, cycle_hours FROM measured OFFSET 0) m
         UNION ALL
         (SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, key, created_at, started_at, resolved_at,
                round(lead_hours::numeric, 2)::float, round(cycle_hours::numeric, 2)::float

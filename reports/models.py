@@ -1,7 +1,8 @@
-"""Tenant schema: daily status snapshots (the cumulative flow's fast path) and
-configurable dashboards with their gadgets."""
+"""Tenant schema: daily status snapshots (the cumulative flow's fast path), cycle time
+starts (the cycle time report's), and configurable dashboards with their gadgets."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -36,6 +37,46 @@ class SnapshotDay(models.Model):
 
     def __str__(self) -> str:
         return str(self.day)
+
+
+class CycleStart(models.Model):
+    """When a resolved ticket first moved into an In Progress status (at or before its
+    resolution; null if it never did): where cycle time starts. Kept by the daily
+    snapshot job (reports.cycle_starts) so the cycle time report joins these rows by
+    resolution time instead of searching the status history of every resolved ticket.
+
+    A row holds for the ticket's resolution at `resolved_at` only, computed with the In
+    Progress statuses of CycleStartBasis: the report uses it while the ticket's
+    `resolved_at` and those statuses are unchanged, and searches the history otherwise
+    (status history is append-only: moves before a past resolution never change)."""
+
+    # The ticket's id, without a foreign key: a deleted ticket's row is never joined
+    # again, and ticket deletion stays free of this table.
+    ticket_id = models.BigIntegerField(primary_key=True)
+    resolved_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["resolved_at"],
+                include=["ticket_id", "started_at"],
+                name="report_cycle_start_resolved",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.started_at} -> {self.resolved_at}"
+
+
+class CycleStartBasis(models.Model):
+    """The In Progress status ids the CycleStart rows were computed with (one row)."""
+
+    in_progress = ArrayField(models.BigIntegerField())
+    refreshed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"in progress {self.in_progress}"
 
 
 class Dashboard(models.Model):

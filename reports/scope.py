@@ -176,12 +176,26 @@ def report_scope(
     )
 
 
+# Memory for each sort and hash of one report query (the server default is 4 MB). The
+# windows, percentiles and joins of reports over a large project or sprint hold 10-50 MB
+# of rows; with 4 MB they spilled to temporary files (bench/reports.py, EXPLAIN
+# BUFFERS: "external merge", "Batches: 5"). Set per transaction, so other queries keep
+# the server's default.
+REPORT_WORK_MEM = "64MB"
+
+
+def report_session_settings(cursor: Any) -> None:
+    """The settings of a report query's transaction: JIT off (report queries are short,
+    and on big tables the planner's cost estimates made PostgreSQL spend seconds
+    compiling queries that run in milliseconds) and REPORT_WORK_MEM."""
+    cursor.execute("SET LOCAL jit = off")
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [REPORT_WORK_MEM])
+
+
 def fetch_all(sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """Rows of a raw query as dicts. JIT is off for it: report queries are short, and on
-    big tables the planner's cost estimates made PostgreSQL spend seconds compiling
-    (measured by bench/reports.py) for queries that run in milliseconds."""
+    """Rows of a raw query as dicts, with `report_session_settings`."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+        report_session_settings(cursor)
         cursor.execute(sql, params)
         names = [col.name for col in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

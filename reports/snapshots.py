@@ -4,7 +4,8 @@ a local day, the cumulative flow's fast path on big tenants (reports.flow).
 A day is computed from the current state moved back by the status changes since that
 day ended (so it only reads recent history), then written in one transaction: rows of
 the day are upserted, rows that fell to zero deleted, and the day marked complete.
-Running it twice for the same day writes the same rows."""
+Running it twice for the same day writes the same rows. The same job keeps the cycle
+time starts of the tickets resolved since its last run (reports.cycle_starts)."""
 
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -12,8 +13,9 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from reports.cycle_starts import cycle_starts_refresh
 from reports.models import SnapshotDay, StatusSnapshot
-from reports.scope import table, tenant_zone
+from reports.scope import report_session_settings, table, tenant_zone
 from tickets.models import Status, Ticket, TicketHistory
 
 
@@ -30,7 +32,7 @@ def snapshot_take(*, day: date | None = None) -> int:
     day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(tz))
     snapshots = table(StatusSnapshot)
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")  # see reports.scope.fetch_all
+        report_session_settings(cursor)
         cursor.execute(
             f"""
             WITH counted AS (
@@ -62,4 +64,6 @@ def snapshot_take(*, day: date | None = None) -> int:
         )
         written = cursor.rowcount
     SnapshotDay.objects.update_or_create(day=day, defaults={"taken_at": timezone.now()})
+    # The daily job also keeps the cycle time starts (resolutions since the last run).
+    cycle_starts_refresh()
     return written

@@ -2,8 +2,10 @@
 
 A board's tickets are its project's (or its saved filter's JQL, evaluated for the
 viewer), narrowed by its sub-JQL; a Scrum board shows its active sprint. Cards come
-per column in rank order through the (project, rank) or (sprint, rank) index, counts
-from one aggregate, so a column of 10,000 cards costs no more than a column of ten.
+per column in rank order through the (project, status, rank, id) index of reports
+migration 0003 (or the (sprint, rank) one), counts from one aggregate, so a column of
+10,000 cards costs no more than a column of ten, and a page deep in it skips the cards
+before it in the index only.
 """
 
 from dataclasses import dataclass, field
@@ -117,14 +119,23 @@ def cards(
     after: tuple[str, int] | None = None,
 ) -> list[Ticket]:
     """A page of the column in rank order; `after` (rank, id) continues after a card
-    (keyset paging: deep pages cost what the first does)."""
+    (keyset paging: deep pages cost what the first does).
+
+    One query either way. The first page reads its cards along the (project, status,
+    rank, id) index of reports migration 0003. A page at an offset picks its ids in a
+    subquery first (an index-only scan of that index past the skipped cards), so only
+    the page's rows are read from the heap and joined, not the `offset` rows before."""
     in_column = tickets.filter(status_id__in=column.status_ids)
     if after is not None:
         rank, pk = after
-        in_column = in_column.filter(Q(rank__gt=rank) | Q(rank=rank, pk__gt=pk))
-    return list(
-        in_column.select_related(*CARD_RELATED).order_by("rank", "id")[offset : offset + limit]
-    )
+        # `rank >= rank` is the index bound; the OR only decides ties of rank.
+        in_column = in_column.filter(Q(rank__gte=rank), Q(rank__gt=rank) | Q(rank=rank, pk__gt=pk))
+    ordered = in_column.order_by("rank", "id")
+    if offset:
+        page_ids = ordered.values("pk")[offset : offset + limit]
+        page = Ticket.objects.filter(pk__in=page_ids).order_by("rank", "id")
+        return list(page.select_related(*CARD_RELATED))
+    return list(ordered.select_related(*CARD_RELATED)[:limit])
 
 
 @dataclass

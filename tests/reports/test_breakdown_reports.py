@@ -3,6 +3,12 @@
 import csv
 import io
 
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from tests.reports.conftest import at
+from tickets.models import Ticket, Worklog
+
 
 def _rows(response):
     return list(csv.reader(io.StringIO(response.content.decode())))
@@ -90,6 +96,25 @@ def test_distribution_by_labels_counts_each_label(admin_a, agile):
     ]
 
 
+def test_distribution_by_labels_counts_a_label_repeated_in_a_ticket_once(admin_a, world_a, agile):
+    # given CORE-1 with "backend" twice and "ui", and CORE-2 without labels now
+    with schema_context(world_a.schema):
+        Ticket.objects.filter(key="CORE-1").update(labels=["backend", "ui", "backend"])
+        Ticket.objects.filter(key="CORE-2").update(labels=[])
+    connection.set_schema_to_public()
+    # when
+    body = admin_a.get(
+        "/api/v1/reports/issue-distribution", project="CORE", group_by="labels"
+    ).json()
+    # then each ticket counts once per label, tickets without labels under "None"
+    assert body["total"] == 8
+    assert [(r["value"], r["label"], r["count"], r["percent"]) for r in body["rows"]] == [
+        (None, "None", 7, 87.5),
+        ("backend", "backend", 1, 12.5),
+        ("ui", "ui", 1, 12.5),
+    ]
+
+
 def test_distribution_by_a_custom_field_by_name_or_id(admin_a, agile):
     by_name = admin_a.get(
         "/api/v1/reports/issue-distribution", project="CORE", group_by="Severity"
@@ -166,6 +191,29 @@ def test_time_tracking_per_ticket_and_per_user(admin_a, agile):
     ]
     assert [(u["username"], u["logged"], u["worklogs"], u["tickets"]) for u in body["users"]] == [
         ("user_alpha", 7200, 2, 2),
+        ("lead_alpha", 5400, 2, 2),
+    ]
+
+
+def test_time_tracking_counts_a_users_tickets_once_with_all_their_worklogs(admin_a, world_a, agile):
+    # given a second worklog of user_alpha on CORE-4 (30 min, March 11)
+    with schema_context(world_a.schema):
+        Worklog.objects.create(
+            ticket=agile.tickets["4"], author=world_a.user, time_spent=1800, started_at=at(11, 9)
+        )
+    connection.set_schema_to_public()
+    # when
+    body = admin_a.get("/api/v1/reports/time-tracking", project="CORE").json()
+    # then
+    assert body["total"]["logged"] == 14400
+    assert [(t["key"], t["logged"]) for t in body["tickets"]] == [
+        ("CORE-1", 5400),
+        ("CORE-4", 7200),
+        ("CORE-6", 1800),
+        ("CORE-8", 0),
+    ]
+    assert [(u["username"], u["logged"], u["worklogs"], u["tickets"]) for u in body["users"]] == [
+        ("user_alpha", 9000, 3, 2),
         ("lead_alpha", 5400, 2, 2),
     ]
 

@@ -291,6 +291,29 @@ def test_a_saved_filter_board_shows_the_filter_tickets_narrowed_by_sub_jql(
     assert [c["key"] for c in body["columns"][0]["cards"]["items"]] == ["CORE-1"]
 
 
+def test_column_pages_at_an_offset_or_after_a_card_keep_rank_then_id_order(
+    world_a, project_a, admin_a, make_ticket
+):
+    # given six To Do cards: CORE-2, CORE-4 and CORE-5 share the first rank
+    for _ in range(6):
+        make_ticket()
+    with schema_context(world_a.schema):
+        Ticket.objects.filter(key__in=["CORE-2", "CORE-4", "CORE-5"]).update(rank="0")
+    board = _columns(admin_a)
+    to_do = board["columns"][0]["id"]
+    url = f"/api/v1/boards/{board['id']}/columns/{to_do}/cards"
+    # when pages are read by offset and by cursor
+    pages = [admin_a.get(url, offset=offset, limit=2).json() for offset in (0, 2, 4)]
+    tie = admin_a.get(url, after="CORE-4", limit=2).json()
+    # then
+    assert [([c["key"] for c in p["items"]], p["next"]) for p in pages] == [
+        (["CORE-2", "CORE-4"], "CORE-4"),
+        (["CORE-5", "CORE-1"], "CORE-1"),
+        (["CORE-3", "CORE-6"], None),
+    ]
+    assert ([c["key"] for c in tie["items"]], tie["total"]) == (["CORE-5", "CORE-1"], 6)
+
+
 def test_a_scrum_board_shows_the_active_sprint_only(world_a, project_a, admin_a, make_ticket):
     for _ in range(3):
         make_ticket()
