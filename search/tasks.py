@@ -1,4 +1,5 @@
-"""Celery tasks of the search engine backend; each takes the tenant's schema."""
+"""Celery tasks of search (the engine backend, the stored text vectors); each takes
+the tenant's schema."""
 
 from collections.abc import Sequence
 
@@ -34,6 +35,15 @@ def search_index_tickets_task(
             project_keys=project_keys,
             sprint_ids=sprint_ids,
         )
+
+
+@shared_task(acks_late=True)
+def search_text_fill_task(schema_name: str, ticket_ids: Sequence[int]) -> None:
+    """Compute the stored text vectors of these tickets (idempotent)."""
+    from search.text_vectors import search_text_refresh
+
+    with schema_context(schema_name):
+        search_text_refresh(ticket_ids)
 
 
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)

@@ -12,6 +12,7 @@ Where allowed, the per-row foreign-key checks are skipped for the COPYs (see
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -26,9 +27,9 @@ from accounts.members.models import Group, Invitation, Membership, Role
 from accounts.models import User
 from accounts.tokens import secret_hash, secret_new
 from saas.tenancy import current_schema
-from search.text_vectors import SEARCH_TEXT_TRIGGERS, search_text_refresh
+from search.text_vectors import SEARCH_TEXT_TRIGGERS, search_text_fill_later
 from tenants.models import Tenant
-from tickets.history import HISTORY_UNTIL_TRIGGERS, history_until_refresh
+from tickets.history import HISTORY_UNTIL_TRIGGERS
 from tickets.import_validate import ImportPlan, Slot, TicketPlan
 from tickets.models import (
     Comment,
@@ -74,7 +75,7 @@ TICKET_COLUMNS = (
 COMMENT_COLUMNS = ("ticket_id", "author_id", "body", "mentions", "created_at", "updated_at")
 HISTORY_COLUMNS = (
     "ticket_id", "actor_id", "field", "from_value", "to_value", "from_ref", "to_ref",
-    "created_at",
+    "created_at", "until",
 )  # fmt: skip
 WATCHER_COLUMNS = ("ticket_id", "user_id", "created_at")
 
@@ -319,6 +320,21 @@ def _ticket_ids(count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _with_until(history: list[Any]) -> list[tuple[Any, Any]]:
+    """The ticket's history rows with their `until` (the time of the next row of the
+    same field, in (time, order written) order, as the database's triggers compute it;
+    None for the last), in the order given."""
+    until: list[Any] = [None] * len(history)
+    last: dict[str, int] = {}
+    order = sorted(range(len(history)), key=lambda i: history[i][6])  # stable: ties keep order
+    for i in order:
+        field_name = history[i][0]
+        if field_name in last:
+            until[last[field_name]] = history[i][6]
+        last[field_name] = i
+    return list(zip(history, until, strict=True))
+
+
 def _id(value: Any) -> int | None:
     return None if value is None else value.id
 
@@ -352,19 +368,20 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
             )
             counts["comments"] += _copy(raw, Comment, COMMENT_COLUMNS, rows)
             rows = (
-                (t.id, _id(by), name, old, new, _id(old_ref), _id(new_ref), at)
+                (t.id, _id(by), name, old, new, _id(old_ref), _id(new_ref), at, until)
                 for t in batch
-                for name, old, new, old_ref, new_ref, by, at in t.history
+                for (name, old, new, old_ref, new_ref, by, at), until in _with_until(t.history)
             )
             counts["history"] += _copy(raw, TicketHistory, HISTORY_COLUMNS, rows)
             progress(start + len(batch))
         if fast:
             cursor.execute("SET LOCAL session_replication_role = origin")
-            # The search text and history triggers were skipped with the foreign-key
-            # ones: their work is done here.
+            # The search text trigger was skipped with the foreign-key ones: the
+            # vectors are filled after commit. Until then they are NULL, which text
+            # search reads as "search this ticket the exact way": slower, not wrong.
+            # (History `until` is written by the COPY itself.)
             ids = [t.id for t in tickets if t.id is not None]
-            search_text_refresh(ids)
-            history_until_refresh(ids)
+            transaction.on_commit(partial(search_text_fill_later, current_schema(), ids))
     top: dict[int, int] = {}
     for t in tickets:
         top[t.project.id] = max(top.get(t.project.id, 0), t.number)
@@ -394,8 +411,8 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     only fail if a referenced row were deleted meanwhile; `_references_lock` takes the
     same KEY SHARE locks the checks would, once per row instead of once per reference.
     Not done when a table has triggers of its own (they would be skipped too; the
-    search text and history `until` triggers are the exception: `_tickets` does their
-    work after) or when
+    search text and history `until` triggers are the exception: `_tickets` writes
+    `until` itself and has the text vectors filled after commit) or when
     the role may not set `session_replication_role` (superuser, or on PostgreSQL 15+
     `GRANT SET ON PARAMETER session_replication_role TO <role>`).
     """

@@ -9,11 +9,15 @@ import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import F, Window
+from django.db.models.functions import Lead
 from django_tenants.utils import schema_context
 
 from accounts.members.models import Group, Invitation, Membership
 from accounts.models import User
 from eventlog.models import AuditEntry, Job, OutboxEvent
+from search.jql.compile_postgres import jql_compile_postgres
+from search.jql.parser import jql_parse
 from tenants.models import Tenant
 from tenants.services import tenant_signup
 from tests.conftest import PASSWORD
@@ -379,6 +383,69 @@ def test_a_realistic_import_keeps_keys_times_and_references(
     assert moved.status_code == 200, moved.content
     back = admin_a.patch("/api/v1/tickets/WEB-7/status", {"status": "Awaiting Review"})
     assert back.status_code == 200, back.content
+
+
+def test_imported_history_periods_and_text_vectors(
+    admin_a, world_a, existing, django_capture_on_commit_callbacks
+):
+    # given a file whose WEB-7 changed its status twice (written out of time order) and
+    # its assignee twice at the same instant
+    data = copy.deepcopy(REALISTIC)
+    data["tickets"][0]["history"] += [
+        {"field": "status", "from": "To Do", "to": "In Progress", "at": "2026-01-05T12:00:00Z"},
+        {"field": "assignee", "from": "alice", "to": None, "at": "2026-01-05T09:31:00Z"},
+    ]
+    # when it is imported (history and text written by COPY with triggers off)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_a.post("/api/v1/import", data)
+    assert response.status_code == 200, response.content
+    with schema_context(world_a.schema):
+        # then every history row ends where the database's own rule says: the next
+        # row of its field (`until` is written by the import itself)
+        next_change = Window(
+            Lead("created_at"),
+            partition_by=[F("ticket_id"), F("field")],
+            order_by=[F("created_at").asc(), F("id").asc()],
+        )
+        expected = dict(
+            TicketHistory.objects.annotate(next_change=next_change).values_list("id", "next_change")
+        )
+        written = dict(TicketHistory.objects.values_list("id", "until"))
+        assert written == expected
+        web7 = TicketHistory.objects.filter(ticket__key="WEB-7").order_by("created_at", "id")
+        assert list(web7.values_list("field", "to_value", "until")) == [
+            ("assignee", "alice", at("2026-01-05T09:31:00Z")),
+            ("assignee", None, None),
+            ("status", "In Progress", at("2026-01-06T09:00:00Z")),
+            ("status", "Awaiting Review", None),
+        ]
+        # the text vectors are left for after commit: meanwhile the tickets are searched
+        # the exact way, and the search answers the same
+        member = Membership.objects.select_related("user").get(user=world_a.admin)
+        tenant = Tenant.objects.get(schema_name=world_a.schema)
+
+        def keys(jql: str) -> list[str]:
+            found = jql_compile_postgres(jql_parse(jql), member=member, tenant=tenant)
+            return sorted(found.values_list("key", flat=True))
+
+        imported = Ticket.objects.exclude(key="CORE-1").count()
+        queries = ('text ~ "cart"', 'text ~ "want cart"', "description ~ shopper", "comment ~ cart")
+        before = [keys(jql) for jql in queries]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tickets_ticket WHERE search_text IS NULL")
+            unbuilt = cursor.fetchone()[0]
+        # when the queued fill runs
+        for callback in callbacks:
+            callback()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tickets_ticket WHERE search_text IS NULL")
+            unbuilt_after = cursor.fetchone()[0]
+        after = [keys(jql) for jql in queries]
+    connection.set_schema_to_public()
+    # then
+    assert unbuilt == imported == 4
+    assert unbuilt_after == 0
+    assert before == after == [["WEB-5", "WEB-7"], ["WEB-5"], ["WEB-5"], []]
 
 
 BROKEN = {
