@@ -471,6 +471,13 @@ QUERIES = [
     ('fixVersion CHANGED FROM "1.0"', C(2)),
     ('fixVersion CHANGED TO "1.0" BY lead_alpha', C(2)),
     ('fixVersions CHANGED BY "admin@alpha.test"', C(2)),
+    # ordered by a date while the matches are a list of ids (sorted, not walked)
+    ('status WAS "To Do" ORDER BY updated DESC', C(5, 4, 3, 2, 1)),
+    ('status WAS "To Do" ORDER BY created ASC', C(1, 2, 3, 4, 5)),
+    ('status WAS IN ("In Progress", Done) ORDER BY updated ASC', C(1, 3)),
+    ('fixVersion WAS "1.0" ORDER BY created ASC', C(1, 2)),
+    ('fixVersion WAS "1.0" OR key = CORE-5 ORDER BY created ASC', C(1, 2, 5)),
+    ('fixVersion = "1.0" AND type != Epic ORDER BY updated DESC', C(1)),
     # recently viewed (CORE-3, then SECRET-1 which the user may not see, then CORE-1)
     ("issue in issueHistory()", C(3, 1)),
     ("key in issueHistory() ORDER BY lastViewed DESC", C(1, 3)),
