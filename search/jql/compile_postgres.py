@@ -612,20 +612,25 @@ class _Compiler:
             matched |= never_set & Q(**{f"{spec.column}__isnull": True})
         return ~matched if node.op in ("was not", "was not in") else matched
 
-    def rows_match(self, rows: QuerySet[TicketHistory]) -> Q:
+    def rows_match(self, rows: QuerySet[TicketHistory], *, whole: bool = True) -> Q:
         """Tickets having one of these history rows (which do not refer to the ticket):
-        their ids when few, else an EXISTS per ticket."""
+        their ids when few, else an EXISTS per ticket. `whole`: they are all the
+        comparison matches."""
         few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
         if few is not None:
-            return self.ids_in(few)
+            return self.ids_in(few, whole=whole)
         return Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
 
-    def ids_in(self, ids: list[int]) -> Q:
-        """`id = ANY(ids)`, noting when these ids bound the whole result (a top-level
-        `=`, `in`, `was`, `was in` or `changed`)."""
+    def ids_in(self, ids: list[int], *, whole: bool = True) -> Q:
+        """`id = ANY(ids)`, noting when these ids bound the whole result: they are all
+        the comparison matches (`whole`), which is a top-level `=`, `in`, `was`, `was in`
+        or `changed` without EMPTY."""
         node = self._comparing
-        if node is not None and id(node) in self.top_level and node.op in BOUNDING_OPS:
-            self.bounded_by_ids = True
+        if whole and node is not None and id(node) in self.top_level:
+            operand = node.operand
+            items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
+            if node.op in BOUNDING_OPS and not any(isinstance(i, ast.Empty) for i in items):
+                self.bounded_by_ids = True
         return Q(IdIn(F("pk"), ids))
 
     def history_rows(

@@ -137,7 +137,7 @@ def set_history(
     )
     if start is not None:
         first = first.filter(created_at__gt=start)
-    at_creation = compiler.rows_match(first)
+    at_creation = compiler.rows_match(first, whole=False)
     # Never changed: the current value since the creation.
     never_changed = ~Q(Exists(rows.filter(ticket_id=OuterRef("pk")))) & wanted.now(compiler)
     since_creation = at_creation | never_changed
@@ -145,7 +145,7 @@ def set_history(
         since_creation &= Q(creator_id__in=users)
     if end is not None:
         since_creation &= Q(created_at__lt=end)
-    matched = compiler.rows_match(set_by_change) | since_creation
+    matched = compiler.rows_match(set_by_change, whole=False) | since_creation
     return ~matched if node.op in ("was not", "was not in") else matched
 
 
