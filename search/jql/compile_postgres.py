@@ -175,6 +175,8 @@ class _Compiler:
         self.top_level: set[int] = set()
         self.bounded_by_ids = False
         self._comparing: ast.Comparison | None = None
+        self.where: ast.Clause | None = None
+        self._top_projects: set[int] | None = None  # set() once known to be none
         # (id, name) of the saved filters being compiled, outermost first: a reference
         # to one of them is a cycle.
         self.within = within
@@ -341,7 +343,18 @@ class _Compiler:
         if kind == fs.M2M:
             through = getattr(Ticket, spec.column or "").through
             target = "component_id" if spec.column == "components" else "version_id"
-            rows = through.objects.filter(**{f"{target}__in": self.ids(spec, values)})
+            catalogue_ids = self.ids(spec, values)
+            projects = self.top_projects(self.where)
+            if projects is not None:
+                # Components and versions belong to one project, as do their tickets:
+                # under `project in (...)` only those projects' can match.
+                model = getattr(Ticket, spec.column or "").field.related_model
+                catalogue_ids = list(
+                    model.objects.filter(pk__in=catalogue_ids, project_id__in=projects).values_list(
+                        "pk", flat=True
+                    )
+                )
+            rows = through.objects.filter(**{f"{target}__in": catalogue_ids})
             # The tickets of a few components or versions, looked up first (an
             # index-only scan) and written in as ids: the planner then knows how many
             # there are. As a semi-join it guesses, and may walk a sort index through
@@ -679,19 +692,36 @@ class _Compiler:
         return rows
 
     def within_one_project(self, where: ast.Clause) -> bool:
-        """Whether `where` pins the query to a single project: it is, or ANDs at its top
-        level, `project = X` / `project in (X)` naming exactly one project."""
+        """Whether `where` pins the query to a single project."""
+        projects = self.top_projects(where)
+        return projects is not None and len(projects) == 1
+
+    def top_projects(self, where: ast.Clause | None) -> set[int] | None:
+        """The projects `where` is confined to by `project = X` / `project in (...)` at
+        its top level (ANDed), or None. An invalid clause is left for the compiler to
+        report in its place."""
+        if where is None:
+            return None
+        if self._top_projects is not None:
+            return self._top_projects or None
+        found: set[int] | None = None
         clauses = where.clauses if isinstance(where, ast.And) else (where,)
         for clause in clauses:
             if not isinstance(clause, ast.Comparison) or clause.op not in ("=", "in"):
                 continue
-            spec = fs.field_spec(clause.field)
             operand = clause.operand
             items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
-            literals = all(isinstance(i, ast.Literal) for i in items)
-            if spec.name == "project" and literals and len(set(self.ids(spec, list(items)))) == 1:
-                return True
-        return False
+            if not all(isinstance(i, ast.Literal) for i in items):
+                continue
+            try:
+                spec = fs.field_spec(clause.field)
+                ids = set(self.ids(spec, list(items))) if spec.name == "project" else None
+            except JqlError:
+                continue
+            if ids is not None:
+                found = ids if found is None else found & ids
+        self._top_projects = found if found is not None else set()
+        return found
 
     def _users_of(self, spec: fs.FieldSpec, predicate: ast.HistoryPredicate) -> list[int]:
         operand = predicate.operand
@@ -886,5 +916,6 @@ def jql_compile_postgres(
         where = query.where
         conjuncts = where.clauses if isinstance(where, ast.And) else (where,)
         compiler.top_level = {id(clause) for clause in conjuncts}
+        compiler.where = where
         tickets = tickets.filter(compiler.clause(where))
     return tickets.order_by(*compiler.order(query.order_by, query.where))
