@@ -176,13 +176,8 @@ _db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", f"test_{_db['
 # PostgreSQL's JIT compiles any plan above a cost threshold, ~100 ms each time: on
 # millions of tickets that is most JQL searches, whose first page takes a few ms (see
 # bench/search.py). JIT_ENABLED=1 turns it back on for analytics-only deployments.
-_session = [] if env_bool("JIT_ENABLED", default=False) else ["-c jit=off"]
-# Memory per sort or hash of a query (the server's default is 4 MB): with 4 MB the
-# bitmap of a search matching ~100,000 tickets goes lossy and every row of its pages is
-# re-checked (bench/search.py: 0.6 s of a 0.9 s page). Per connection, so the server's
-# setting stays as the operator made it. Reports raise it further per query.
-_session.append(f"-c work_mem={env_str('DB_WORK_MEM', '32MB')}")
-_db.setdefault("OPTIONS", {})["options"] = " ".join(_session)
+if not env_bool("JIT_ENABLED", default=False):
+    _db.setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 # Set search_path once per connection and tenant switch, not before every query.

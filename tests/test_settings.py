@@ -49,12 +49,3 @@ def test_development_defaults_start_without_secrets():
     result = _load_settings()
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False http"
-
-
-@pytest.mark.django_db
-def test_app_connections_run_without_jit_and_with_more_sort_memory():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
-        assert cursor.fetchone() == ("off", "32MB")
