@@ -27,8 +27,12 @@ def projects_visible_to(member: Membership) -> QuerySet[Project]:
     return Project.objects.filter(Q(is_private=False) | Exists(_project_membership(member)))
 
 
+def _sees_every_ticket(member: Membership) -> bool:
+    return member.role == Role.ADMIN and member_can(member, READ_TICKETS)
+
+
 def tickets_visible_to(member: Membership) -> QuerySet[Ticket]:
-    if member.role == Role.ADMIN and member_can(member, READ_TICKETS):
+    if _sees_every_ticket(member):
         return Ticket.objects.all()
     return Ticket.objects.filter(project__in=projects_visible_to(member).values("pk"))
 
@@ -38,7 +42,7 @@ def tickets_visible_to_resolved(member: Membership) -> QuerySet[Ticket]:
     and written into the ticket query as a list of ids. For big searches: the planner
     then estimates the share of tickets those projects hold from the column's
     statistics, where a subquery leaves it guessing."""
-    if member.role == Role.ADMIN and member_can(member, READ_TICKETS):
+    if _sees_every_ticket(member):
         return Ticket.objects.all()
     ids = list(projects_visible_to(member).values_list("pk", flat=True))
     return Ticket.objects.filter(project_id__in=ids)

@@ -254,7 +254,7 @@ class _DslCompiler:
     def comparison(self, node: ast.Comparison) -> Tri:
         spec = fs.field_spec(node.field)
         op, operand = node.op, node.operand
-        items: list[Any] = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        items: list[Any] = ast.operand_items(operand)
         if op in fs.HISTORY or (
             spec.kind == fs.KEY and any(isinstance(i, ast.FunctionCall) for i in items)
         ):

@@ -10,6 +10,7 @@ or custom field) and reports unknown ones.
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class ListValue:
 
 
 Operand = Literal | Empty | FunctionCall | ListValue
+
+
+def operand_items(operand: "Operand | None") -> list[Any]:
+    """The values of an operand: a list's items, else the operand itself."""
+    return list(operand.items) if isinstance(operand, ListValue) else [operand]
 
 
 # -- clauses ---------------------------------------------------------------------------

@@ -162,6 +162,8 @@ BOUNDING_OPS = frozenset({"=", "in", "was", "was in", "changed"})
 # Up to this many history rows, a WAS / CHANGED condition is written as their tickets' ids.
 HISTORY_INLINE_MAX = 100_000
 
+_UNKNOWN = object()  # not looked up yet
+
 # Saved filters nest (`filter = A` where A says `filter = B`); past this depth a query
 # is refused rather than compiled without end.
 MAX_FILTER_DEPTH = 10
@@ -170,13 +172,13 @@ MAX_FILTER_DEPTH = 10
 class _Compiler:
     def __init__(self, ctx: fn.JqlContext, within: tuple[tuple[int, str], ...] = ()) -> None:
         self.ctx = ctx
-        # The comparisons ANDed at the top of the query (their matches bound the
-        # result), and whether one of them was written as a list of ids.
-        self.top_level: set[int] = set()
+        # The query's WHERE (None inside a saved filter compiled in place); whether one
+        # of its top-level comparisons was written as a list of ids that bound the
+        # result; the comparison being compiled.
+        self.where: ast.Clause | None = None
         self.bounded_by_ids = False
         self._comparing: ast.Comparison | None = None
-        self.where: ast.Clause | None = None
-        self._top_projects: set[int] | None = None  # set() once known to be none
+        self._top_projects: set[int] | object | None = _UNKNOWN
         # (id, name) of the saved filters being compiled, outermost first: a reference
         # to one of them is a cycle.
         self.within = within
@@ -235,7 +237,7 @@ class _Compiler:
             raise JqlError(
                 f"The operator '{op}' for the field '{spec.name}' does not take a list", pos
             )
-        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        items = ast.operand_items(operand)
         if op in fs.RANGE:
             return self.range(spec, op, items[0])
         if spec.kind == fs.FILTER:
@@ -341,28 +343,25 @@ class _Compiler:
                 )
             )
         if kind == fs.M2M:
-            through = getattr(Ticket, spec.column or "").through
+            relation = getattr(Ticket, spec.column or "")
             target = "component_id" if spec.column == "components" else "version_id"
             catalogue_ids = self.ids(spec, values)
-            projects = self.top_projects(self.where)
+            projects = self.top_projects()
             if projects is not None:
                 # Components and versions belong to one project, as do their tickets:
                 # under `project in (...)` only those projects' can match.
-                model = getattr(Ticket, spec.column or "").field.related_model
+                catalogue = relation.field.related_model.objects
                 catalogue_ids = list(
-                    model.objects.filter(pk__in=catalogue_ids, project_id__in=projects).values_list(
+                    catalogue.filter(pk__in=catalogue_ids, project_id__in=projects).values_list(
                         "pk", flat=True
                     )
                 )
-            rows = through.objects.filter(**{f"{target}__in": catalogue_ids})
+            rows = relation.through.objects.filter(**{f"{target}__in": catalogue_ids})
             # The tickets of a few components or versions, looked up first (an
             # index-only scan) and written in as ids: the planner then knows how many
             # there are. As a semi-join it guesses, and may walk a sort index through
             # most tickets looking for rare matches (a version's tickets are old).
-            few = _ticket_ids_if_few(rows, M2M_INLINE_MAX)
-            if few is not None:
-                return self.ids_in(few)
-            return Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
+            return self.rows_match(rows, cap=M2M_INLINE_MAX)
         if kind == fs.WATCHER:
             rows = Watcher.objects.filter(
                 ticket_id=OuterRef("pk"), user_id__in=self.ids(spec, values)
@@ -615,7 +614,7 @@ class _Compiler:
         if node.op == "changed":
             return matched
         operand = node.operand
-        items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
+        items = ast.operand_items(operand)
         has_empty = any(isinstance(item, ast.Empty) for item in items)
         if has_empty and not node.predicates and spec.column:
             field_name = spec.history or ""
@@ -625,11 +624,13 @@ class _Compiler:
             matched |= never_set & Q(**{f"{spec.column}__isnull": True})
         return ~matched if node.op in ("was not", "was not in") else matched
 
-    def rows_match(self, rows: QuerySet[TicketHistory], *, whole: bool = True) -> Q:
-        """Tickets having one of these history rows (which do not refer to the ticket):
-        their ids when few, else an EXISTS per ticket. `whole`: they are all the
-        comparison matches."""
-        few = _ticket_ids_if_few(rows, HISTORY_INLINE_MAX)
+    def rows_match(
+        self, rows: QuerySet[Any], *, cap: int = HISTORY_INLINE_MAX, whole: bool = True
+    ) -> Q:
+        """Tickets having one of these rows (history, component or version links, which
+        do not refer to the outer ticket): their ids when at most `cap`, else an EXISTS
+        per ticket. `whole`: they are all the comparison matches."""
+        few = _ticket_ids_if_few(rows, cap)
         if few is not None:
             return self.ids_in(few, whole=whole)
         return Q(Exists(rows.filter(ticket_id=OuterRef("pk"))))
@@ -639,9 +640,8 @@ class _Compiler:
         the comparison matches (`whole`), which is a top-level `=`, `in`, `was`, `was in`
         or `changed` without EMPTY."""
         node = self._comparing
-        if whole and node is not None and id(node) in self.top_level:
-            operand = node.operand
-            items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
+        if whole and node is not None and any(node is c for c in self.conjuncts()):
+            items = ast.operand_items(node.operand)
             if node.op in BOUNDING_OPS and not any(isinstance(i, ast.Empty) for i in items):
                 self.bounded_by_ids = True
         return Q(IdIn(F("pk"), ids))
@@ -662,7 +662,7 @@ class _Compiler:
         operand = node.operand
         if operand is None:
             raise JqlError(f"Expecting a value after '{node.op.upper()}'", pos)
-        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        items = ast.operand_items(operand)
         if node.op in ("was", "was not") and isinstance(operand, ast.ListValue):
             raise JqlError(
                 f"The operator '{node.op.upper()}' for the field '{spec.name}' does not take a "
@@ -691,41 +691,38 @@ class _Compiler:
             rows = rows.filter(held_after(start))
         return rows
 
-    def within_one_project(self, where: ast.Clause) -> bool:
-        """Whether `where` pins the query to a single project."""
-        projects = self.top_projects(where)
-        return projects is not None and len(projects) == 1
-
-    def top_projects(self, where: ast.Clause | None) -> set[int] | None:
-        """The projects `where` is confined to by `project = X` / `project in (...)` at
-        its top level (ANDed), or None. An invalid clause is left for the compiler to
-        report in its place."""
+    def conjuncts(self) -> tuple[ast.Clause, ...]:
+        """The clauses ANDed at the top of the query: each one's matches bound it."""
+        where = self.where
         if where is None:
-            return None
-        if self._top_projects is not None:
-            return self._top_projects or None
-        found: set[int] | None = None
-        clauses = where.clauses if isinstance(where, ast.And) else (where,)
-        for clause in clauses:
-            if not isinstance(clause, ast.Comparison) or clause.op not in ("=", "in"):
-                continue
-            operand = clause.operand
-            items = operand.items if isinstance(operand, ast.ListValue) else (operand,)
-            if not all(isinstance(i, ast.Literal) for i in items):
-                continue
-            try:
-                spec = fs.field_spec(clause.field)
-                ids = set(self.ids(spec, list(items))) if spec.name == "project" else None
-            except JqlError:
-                continue
-            if ids is not None:
-                found = ids if found is None else found & ids
-        self._top_projects = found if found is not None else set()
-        return found
+            return ()
+        return where.clauses if isinstance(where, ast.And) else (where,)
+
+    def top_projects(self) -> set[int] | None:
+        """The projects the query is confined to by `project = X` / `project in (...)`
+        at its top level, or None (looked up once). An invalid clause is left for the
+        compiler to report in its place."""
+        if self._top_projects is _UNKNOWN:
+            found: set[int] | None = None
+            for clause in self.conjuncts():
+                if not isinstance(clause, ast.Comparison) or clause.op not in ("=", "in"):
+                    continue
+                items = ast.operand_items(clause.operand)
+                if not all(isinstance(i, ast.Literal) for i in items):
+                    continue
+                try:
+                    spec = fs.field_spec(clause.field)
+                    ids = set(self.ids(spec, items)) if spec.name == "project" else None
+                except JqlError:
+                    continue
+                if ids is not None:
+                    found = ids if found is None else found & ids
+            self._top_projects = found
+        return self._top_projects  # type: ignore[return-value]
 
     def _users_of(self, spec: fs.FieldSpec, predicate: ast.HistoryPredicate) -> list[int]:
         operand = predicate.operand
-        items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+        items = ast.operand_items(operand)
         user_spec = fs.SYSTEM_FIELDS["assignee"]
         return self.ids(fs.FieldSpec("by", fs.USER, user_spec.operators), items)
 
@@ -759,7 +756,7 @@ class _Compiler:
         if kind in ("from", "to"):
             column = f"{kind}_ref"
             operand = predicate.operand
-            items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+            items = ast.operand_items(operand)
             values = [v for v in items if not isinstance(v, ast.Empty)]
             cond = Q(**{f"{column}__in": self.ids(spec, values)}) if values else _nothing()
             if len(values) < len(items):
@@ -774,7 +771,7 @@ class _Compiler:
 
     # ordering -----------------------------------------------------------------------------
 
-    def order(self, order_by: tuple[ast.OrderBy, ...], where: ast.Clause | None) -> list[Any]:
+    def order(self, order_by: tuple[ast.OrderBy, ...]) -> list[Any]:
         if not order_by:
             return [F("created_at").desc(), F("id").desc()]
         result: list[Any] = []
@@ -789,7 +786,8 @@ class _Compiler:
             elif spec.kind == fs.KEY:
                 # Within one project ORDER BY key is ORDER BY number, which the
                 # (project, number) index serves.
-                one_project = where is not None and self.within_one_project(where)
+                projects = self.top_projects()
+                one_project = projects is not None and len(projects) == 1
                 exprs = [F("number")] if one_project else [KeyPrefix(F("key")), F("number")]
             elif spec.order and self.bounded_by_ids and spec.kind == fs.DATETIME:
                 # At most M2M_INLINE_MAX matches, given by id: sorting them is bounded,
@@ -913,9 +911,6 @@ def jql_compile_postgres(
     compiler = _Compiler(ctx, (within_filter,) if within_filter else ())
     tickets = tickets_visible_to_resolved(member)
     if query.where is not None:
-        where = query.where
-        conjuncts = where.clauses if isinstance(where, ast.And) else (where,)
-        compiler.top_level = {id(clause) for clause in conjuncts}
-        compiler.where = where
-        tickets = tickets.filter(compiler.clause(where))
-    return tickets.order_by(*compiler.order(query.order_by, query.where))
+        compiler.where = query.where
+        tickets = tickets.filter(compiler.clause(query.where))
+    return tickets.order_by(*compiler.order(query.order_by))

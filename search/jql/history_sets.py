@@ -106,7 +106,7 @@ def set_history(
             "list; use WAS IN",
             pos,
         )
-    items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+    items = ast.operand_items(operand)
     wanted = _Values(compiler, spec, items)
     users, start, end = None, None, None
     for predicate in node.predicates:
@@ -158,7 +158,7 @@ def _changed_predicate(
     if predicate.kind not in ("from", "to"):
         return compiler._changed_predicate(spec, rows, predicate)
     operand = predicate.operand
-    items = list(operand.items) if isinstance(operand, ast.ListValue) else [operand]
+    items = ast.operand_items(operand)
     wanted = _Values(compiler, spec, items)
     side, other = (
         ("from_value", "to_value") if predicate.kind == "from" else ("to_value", "from_value")
