@@ -9,21 +9,32 @@ from django.db import connection
 # Name prefix of the triggers that maintain the column.
 SEARCH_TEXT_TRIGGERS = "search_text_"
 
-_REFRESH = """
+_REFRESH_OF = """
 UPDATE tickets_ticket t SET search_text = search_text_build(
     t.summary, t.description,
     (SELECT string_agg(c.body, ' ' ORDER BY c.id) FROM tickets_comment c
       WHERE c.ticket_id = t.id))
- WHERE %s::bigint[] IS NULL OR t.id = ANY(%s::bigint[])
+ WHERE t.id = ANY(%s::bigint[])
+"""
+# Every ticket: the comments grouped once and joined (a subquery per ticket would scan
+# the comments once per ticket where their ticket index is missing, as during a seed).
+_REFRESH_ALL = """
+UPDATE tickets_ticket t SET search_text = search_text_build(t.summary, t.description, c.bodies)
+  FROM tickets_ticket s
+  LEFT JOIN (SELECT ticket_id, string_agg(body, ' ' ORDER BY id) AS bodies
+               FROM tickets_comment GROUP BY ticket_id) c ON c.ticket_id = s.id
+ WHERE s.id = t.id
 """
 
 
 def search_text_refresh(ticket_ids: Sequence[int] | None) -> None:
     """Recompute the stored text vector of these tickets (None: of every ticket) of the
     current schema."""
-    ids = None if ticket_ids is None else list(ticket_ids)
     with connection.cursor() as cursor:
-        cursor.execute(_REFRESH, [ids, ids])
+        if ticket_ids is None:
+            cursor.execute(_REFRESH_ALL)
+        else:
+            cursor.execute(_REFRESH_OF, [list(ticket_ids)])
 
 
 # Tickets per fill task: one UPDATE of this many rows (a few seconds at most).

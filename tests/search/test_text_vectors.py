@@ -105,9 +105,17 @@ def test_a_ticket_too_big_for_one_vector_is_searched_the_exact_way(world_a, proj
     assert _keys(world_a, f"text !~ {word}") == [small.key]
 
 
-def test_refresh_rebuilds_vectors_written_with_triggers_off(world_a, project_a, admin):  # noqa: F811
-    # given a ticket and a comment written as COPY with triggers off would leave them
+@pytest.mark.parametrize("every_ticket", [False, True], ids=["these", "all"])
+def test_refresh_rebuilds_vectors_written_with_triggers_off(
+    world_a,  # noqa: F811
+    project_a,  # noqa: F811
+    admin,  # noqa: F811
+    every_ticket,
+):
+    # given a ticket and a comment written as COPY with triggers off would leave them,
+    # and a ticket without comments also missing its vector
     ticket = ticket_create(project=project_a, actor=admin, data={"summary": "Checkout"})
+    bare = ticket_create(project=project_a, actor=admin, data={"summary": "Quince jam"})
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
@@ -115,10 +123,14 @@ def test_refresh_rebuilds_vectors_written_with_triggers_off(world_a, project_a, 
             " VALUES (%s, 'kumquat', '{}', now(), now())",
             [ticket.pk],
         )
-        cursor.execute("UPDATE tickets_ticket SET search_text = NULL WHERE id = %s", [ticket.pk])
+        cursor.execute(
+            "UPDATE tickets_ticket SET search_text = NULL WHERE id = ANY(%s)",
+            [[ticket.pk, bare.pk]],
+        )
         cursor.execute("SET LOCAL session_replication_role = origin")
     # when
-    search_text_refresh([ticket.pk])
+    search_text_refresh(None if every_ticket else [ticket.pk, bare.pk])
     # then
     assert _stored(ticket) == "'checkout':1 'kumquat':2"
+    assert _stored(bare) == "'jam':2 'quinc':1"
     assert _keys(world_a, "text ~ kumquat") == [ticket.key]
