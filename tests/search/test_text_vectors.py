@@ -107,9 +107,9 @@ def test_a_ticket_too_big_for_one_vector_is_searched_the_exact_way(world_a, proj
 
 @pytest.mark.parametrize("every_ticket", [False, True], ids=["these", "all"])
 def test_refresh_rebuilds_vectors_written_with_triggers_off(
-    world_a,  # noqa: F811
+    world_a,
     project_a,  # noqa: F811
-    admin,  # noqa: F811
+    admin,
     every_ticket,
 ):
     # given a ticket and a comment written as COPY with triggers off would leave them,
