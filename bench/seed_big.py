@@ -203,6 +203,20 @@ def _copy_text(value: Any) -> str:
     return text
 
 
+def _with_until(history: list[tuple[str, float, str]]) -> list[str]:
+    """A ticket's history rows with their `until`: the time of the next row of the same
+    field (by time, then order written), as the triggers of tickets/migrations/0007
+    would have written it; empty for the last."""
+    until: list[str] = ["\\N"] * len(history)
+    last: dict[str, int] = {}
+    for i in sorted(range(len(history)), key=lambda i: history[i][1]):  # stable
+        name = history[i][0]
+        if name in last:
+            until[last[name]] = _ts(history[i][1])
+        last[name] = i
+    return [f"{row}\t{end}\n" for (_, _, row), end in zip(history, until, strict=True)]
+
+
 def _ts(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
@@ -335,38 +349,38 @@ class _Generator:
             resolved = path[-1][1]
         events = [created] + [at for _, at in path]
         # history: creation rows, then status changes
-        hist = rows.history
+        hist: list[tuple[str, float, str]] = []  # (field, time, the row up to its time)
         ts_created = _ts(created)
 
         def h(field: str, old: str | None, new: str | None, old_ref: Any, new_ref: Any,
-              actor: int | None, at: str) -> None:  # fmt: skip
-            hist.append(
+              actor: int | None, at: float) -> None:  # fmt: skip
+            hist.append((field, at, (
                 f"{pk}\t{_copy_text(actor)}\t{field}\t{_copy_text(old)}\t{_copy_text(new)}"
-                f"\t{_copy_text(old_ref)}\t{_copy_text(new_ref)}\t{at}\n"
-            )
+                f"\t{_copy_text(old_ref)}\t{_copy_text(new_ref)}\t{_ts(at)}"
+            )))  # fmt: skip
 
-        h("status", None, "To Do", None, st["To Do"], reporter, ts_created)
-        h("type", None, kind, None, self.catalog["type"][kind], reporter, ts_created)
+        h("status", None, "To Do", None, st["To Do"], reporter, created)
+        h("type", None, kind, None, self.catalog["type"][kind], reporter, created)
         h("priority", None, priority, None, self.catalog["priority"][priority], reporter,
-          ts_created)  # fmt: skip
+          created)  # fmt: skip
         first_assignee = assignee
         if assignee is not None and rng.random() < 0.2:
             first_assignee = self.user()
         if first_assignee is not None:
             h("assignee", None, f"user{first_assignee}", None, first_assignee, reporter,
-              ts_created)  # fmt: skip
+              created)  # fmt: skip
         previous = "To Do"
         resolution = None
         for name, at in path:
             actor = assignee or reporter
-            h("status", previous, name, st[previous], st[name], actor, _ts(at))
+            h("status", previous, name, st[previous], st[name], actor, at)
             if name == "Done":
                 resolution = self.pick(self.resolutions)
                 ref = self.catalog["resolution"][resolution]
-                h("resolution", None, resolution, None, ref, actor, _ts(at))
+                h("resolution", None, resolution, None, ref, actor, at)
             elif previous == "Done" and resolution is not None:
                 ref = self.catalog["resolution"][resolution]
-                h("resolution", resolution, None, ref, None, actor, _ts(at))
+                h("resolution", resolution, None, ref, None, actor, at)
                 resolution = None
             previous = name
         if first_assignee != assignee:
@@ -374,7 +388,8 @@ class _Generator:
             events.append(at)
             h("assignee", f"user{first_assignee}" if first_assignee else None,
               f"user{assignee}" if assignee else None, first_assignee, assignee, reporter,
-              _ts(at))  # fmt: skip
+              at)  # fmt: skip
+        rows.history.extend(_with_until(hist))
         # comments, worklogs, watchers
         if rng.random() < 0.3:
             for _ in range(rng.randint(1, 3)):
@@ -543,7 +558,7 @@ COPY_TARGETS = {
     )),
     "history": ("tickets_tickethistory", (
         "ticket_id", "actor_id", "field", "from_value", "to_value", "from_ref", "to_ref",
-        "created_at",
+        "created_at", "until",
     )),
     "comments": ("tickets_comment", (
         "ticket_id", "author_id", "body", "mentions", "created_at", "updated_at",
@@ -599,7 +614,6 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
 
     from search.text_vectors import search_text_refresh
     from tenants.services import tenant_signup
-    from tickets.history import history_until_refresh
 
     started = time.perf_counter()
     signup = tenant_signup(
@@ -620,9 +634,9 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
             _tickets_write(cursor, gen, projects, tickets=tickets, say=say)
             cursor.execute("SET session_replication_role = origin")
             t0 = time.perf_counter()
-            search_text_refresh(None)  # their triggers were off with the others
-            history_until_refresh(None)
-            say(f"search text vectors and history periods: {time.perf_counter() - t0:.0f} s")
+            # Their triggers were off with the others (the history's `until` is written).
+            search_text_refresh(None)
+            say(f"search text vectors: {time.perf_counter() - t0:.0f} s")
             say(f"rebuilding {len(definitions)} indexes")
             t0 = time.perf_counter()
             cursor.execute("SET maintenance_work_mem = '512MB'")
