@@ -7,11 +7,14 @@ only the page of tickets is read from Postgres (in the engine's order); a query 
 engine cannot answer runs on Postgres.
 """
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.members.models import Membership
@@ -21,7 +24,7 @@ from search.engine.compile_dsl import EngineUnsupported, jql_compile_dsl
 from search.jql import ast
 from search.jql.compile_postgres import jql_compile_postgres
 from tickets.models import Ticket
-from tickets.selectors import tickets_for_list
+from tickets.selectors import joins_as_written, tickets_for_list
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,8 @@ def search_plan(*, query: ast.Query, member: Membership, tenant: Any) -> SearchP
 
 def _ordered(ids: list[int]) -> list[Ticket]:
     position = {pk: index for index, pk in enumerate(ids)}
-    tickets = tickets_for_list(Ticket.objects.filter(pk__in=ids))
+    with joins_as_written():
+        tickets = list(tickets_for_list(Ticket.objects.filter(pk__in=ids)))
     return sorted(tickets, key=lambda ticket: position[ticket.pk])
 
 
@@ -92,23 +96,58 @@ def engine_ids(plan: SearchPlan, *, offset: int = 0, limit: int | None = None) -
         after = hits[-1]["sort"]
 
 
-def postgres_total(tickets: QuerySet[Ticket]) -> tuple[int, bool]:
-    """The number of matches, counted exactly up to COUNT_CAP: `(total, exact)`.
-    Beyond the cap the count stops (`SELECT count(*) FROM (... LIMIT cap + 1)`), so a
-    query matching millions of tickets costs what a first page does."""
-    counted = tickets.order_by()[: COUNT_CAP + 1].count()
-    return (counted, True) if counted <= COUNT_CAP else (COUNT_CAP, False)
+def postgres_page_ids(
+    tickets: QuerySet[Ticket], offset: int, limit: int
+) -> tuple[list[int], int, bool]:
+    """The page's ticket ids in order and the total, `(ids, total, exact)`. The total
+    is exact up to COUNT_CAP (or to the end of the page asked for); beyond it the count
+    stops there and `exact` is false, so a query matching millions costs what its first
+    ten thousand do.
+
+    How depends on the planner's plan for the page. When it sorts the matches, it
+    reads all of them before its first row anyway: then the ids of the first
+    `max(COUNT_CAP, offset + limit) + 1` in order cost about what the page does, and
+    give the count with them (a page and a separate count would read the matches
+    twice). When it walks an index in the order asked for, stopping at the end of the
+    page, the first ten thousand in that order could be as many random reads: then the
+    page, and apart the count (which needs no order)."""
+    window = max(COUNT_CAP, offset + limit) + 1
+    ordered = tickets.values_list("pk", flat=True)
+    if _sorts_every_match(ordered[offset : offset + limit]):
+        ids = list(ordered[:window])
+        exact = len(ids) < window
+        return ids[offset : offset + limit], (len(ids) if exact else window - 1), exact
+    ids = list(ordered[offset : offset + limit])
+    if offset == 0 and len(ids) < limit:
+        return ids, len(ids), True
+    counted = tickets.order_by()[:window].count()
+    exact = counted < window
+    return ids, (counted if exact else window - 1), exact
 
 
-def postgres_page_ids(tickets: QuerySet[Ticket], offset: int, limit: int) -> list[int]:
-    return list(tickets.values_list("pk", flat=True)[offset : offset + limit])
+def _sorts_every_match(ordered: QuerySet[Any]) -> bool:
+    """Whether the planner's plan for `ordered` sorts the matches (rather than reading
+    them in order from an index and stopping at its LIMIT)."""
+    try:
+        sql, params = ordered.query.sql_with_params()
+    except EmptyResultSet:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        node = _json(cursor.fetchone()[0])[0]["Plan"]
+    while node["Node Type"] in ("Limit", "Gather Merge") and node.get("Plans"):
+        node = node["Plans"][0]
+    return node["Node Type"] == "Sort"
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _postgres_page(tickets: QuerySet[Ticket], offset: int, limit: int) -> dict[str, Any]:
     # Ids first: the sort reads only the sort keys, then the page's rows (with their
     # relations) are loaded by primary key, instead of sorting wide joined rows.
-    ids = postgres_page_ids(tickets, offset, limit)
-    total, exact = postgres_total(tickets)
+    ids, total, exact = postgres_page_ids(tickets, offset, limit)
     return {
         "total": total,
         "total_exact": exact,

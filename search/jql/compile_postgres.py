@@ -655,7 +655,7 @@ class _Compiler:
         rows = TicketHistory.objects.filter(field=field_name)
         if node.op == "changed":
             # The rows written when the ticket was created are not changes.
-            rows = rows.exclude(Q(from_value__isnull=True, from_ref__isnull=True) & _at_creation())
+            rows = rows.exclude(_written_at_creation())
             for predicate in node.predicates:
                 rows = self._changed_predicate(spec, rows, predicate)
             return rows
@@ -834,12 +834,16 @@ def _ticket_ids_if_few(rows: QuerySet[Any], cap: int) -> list[int] | None:
     return ids if len(ids) <= cap else None
 
 
-def _at_creation() -> Q:
-    """History rows written when their ticket was created. The ticket is looked up only
-    for the rows that need it (those without a previous value: the planner evaluates
-    the cheap conditions first)."""
+def _written_at_creation() -> Q:
+    """History rows written when their ticket was created: no previous value, at the
+    ticket's creation time. Only `from_ref` is read from the row itself, which the
+    history's (field, to_ref | from_ref, created_at) indexes include with `ticket_id`
+    and `id`, so CHANGED reads them from the index alone; `from_value` and the ticket
+    are looked up for the few rows without a previous reference (the planner
+    evaluates the cheap condition first)."""
     ticket = Ticket.objects.filter(pk=OuterRef("ticket_id"), created_at=OuterRef("created_at"))
-    return Q(Exists(ticket))
+    valueless = TicketHistory.objects.filter(pk=OuterRef("pk"), from_value__isnull=True)
+    return Q(from_ref__isnull=True) & Q(Exists(ticket)) & Q(Exists(valueless))
 
 
 def _after_creation() -> Q:

@@ -40,35 +40,44 @@ def sprints_visible_to(member: Membership):  # type: ignore[no-untyped-def]
 
 def sprint_ids(
     literals: list[ast.Literal], calls: list[ast.FunctionCall], *, member: Membership
-) -> list[int]:
-    """Ids of the sprints named or numbered by `literals` (each must exist and be
-    visible) and of those the sprint functions stand for."""
+) -> list[tuple[int, str]]:
+    """(id, state) of the sprints named or numbered by `literals` (each must exist and
+    be visible) and of those the sprint functions stand for."""
     visible = sprints_visible_to(member)
-    ids: list[int] = []
+    found_all: list[tuple[int, str]] = []
     for call in calls:
         fn.expect_args(call, fn.DISPLAY_NAMES[call.name], 0, 0)
-        ids.extend(visible.filter(state=STATES[call.name]).values_list("pk", flat=True))
+        state = STATES[call.name]
+        found_all.extend(
+            (pk, state) for pk in visible.filter(state=state).values_list("pk", flat=True)
+        )
     spec = fs.SYSTEM_FIELDS["sprint"]
     for lit in literals:
         text = lit.value.strip()
         cond = Q(name__iexact=text)
         if fs._as_id(text) is not None:
             cond |= Q(pk=fs._as_id(text))
-        found = (
-            list(visible.filter(cond).values_list("pk", flat=True)) if "\x00" not in text else []
-        )
+        found = list(visible.filter(cond).values_list("pk", "state")) if "\x00" not in text else []
         if not found:
             raise fs.unknown_value(spec, lit.value, lit.pos)
-        ids.extend(found)
-    return ids
+        found_all.extend(found)
+    return found_all
 
 
-def sprint_any_of(ids: list[int]) -> Q:
-    """In one of the sprints now, or was when it closed."""
-    rows = SprintMembership.objects.filter(
-        ticket_id=OuterRef("pk"), sprint_id__in=ids, removed_at__isnull=True
-    )
-    return Q(Exists(rows))
+def sprint_any_of(found: list[tuple[int, str]]) -> Q:
+    """In one of the sprints now, or was when it closed. A ticket is in an open (active
+    or future) sprint when it is its sprint (`Ticket.sprint`, indexed, which the planner
+    can combine with the other conditions' indexes); it was in a closed one when its
+    membership was not removed before the sprint closed."""
+    current = [pk for pk, state in found if state != Sprint.State.CLOSED]
+    closed = [pk for pk, state in found if state == Sprint.State.CLOSED]
+    result = Q(sprint_id__in=current) if current else Q(pk__in=[])
+    if closed:
+        rows = SprintMembership.objects.filter(
+            ticket_id=OuterRef("pk"), sprint_id__in=closed, removed_at__isnull=True
+        )
+        result = Q(Exists(rows)) if not current else result | Q(Exists(rows))
+    return result
 
 
 def sprint_empty() -> Q:

@@ -775,13 +775,56 @@ def test_advanced_search_answers_a_page_of_tickets(user_a, world_a, search_world
 def test_advanced_search_query_count_is_pinned(
     user_a, world_a, search_world, search_api, django_assert_num_queries
 ):
-    # the projects the user may see, one lookup of the status named, the page's ids, the
-    # count, the page's rows and the three prefetches; the rest is authentication and
-    # tenant routing
-    with django_assert_num_queries(12):
+    # the projects the user may see, one lookup of the status named, the plan of the
+    # page, its ids with the count (all three matches are on it), the page's rows and
+    # the three prefetches, with the joins' order fixed around them (savepoint, set,
+    # reset, release: in a request without a test's transaction, set and commit); the
+    # rest is authentication and tenant routing
+    with django_assert_num_queries(16):
         response = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
     assert response.status_code == 200
     assert [item["key"] for item in response.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
+
+
+@pytest.mark.parametrize("plan", ["sort", "walk"])
+def test_advanced_search_pages_and_totals_are_the_same_whether_the_plan_sorts_or_walks(
+    user_a, search_world, search_api, monkeypatch, plan
+):
+    # given a count cap below the number of matches, and a planner that either sorts
+    # the matches (as for these few tickets) or, as on a big table, walks the key index
+    from search.engine import execute
+
+    monkeypatch.setattr(execute, "COUNT_CAP", 2)
+    if plan == "walk":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+    sorts: list[bool] = []
+    real = execute._sorts_every_match
+    monkeypatch.setattr(execute, "_sorts_every_match", lambda q: sorts.append(real(q)) or sorts[-1])
+    jql = 'status = "To Do" ORDER BY key DESC'
+    # when
+    pages = [
+        user_a.get("/api/v1/search/advanced", jql=jql, limit=1),
+        user_a.get("/api/v1/search/advanced", jql=jql, offset=1, limit=1),
+        user_a.get("/api/v1/search/advanced", jql=jql, offset=2, limit=5),
+        user_a.get("/api/v1/search/advanced", jql=jql, limit=3),
+    ]
+    # then the plan was the one asked for, and the answers do not depend on it
+    assert sorts == [plan == "sort"] * 4
+    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+        ["CORE-5"],
+        ["CORE-4"],
+        ["CORE-2"],
+        ["CORE-5", "CORE-4", "CORE-2"],
+    ]
+    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+        (2, False),
+        (2, False),
+        (3, True),
+        (3, True),
+    ]
 
 
 def test_advanced_search_total_stops_counting_at_the_cap(
@@ -791,14 +834,28 @@ def test_advanced_search_total_stops_counting_at_the_cap(
     from search.engine import execute
 
     monkeypatch.setattr(execute, "COUNT_CAP", 2)
+    jql = 'status = "To Do" ORDER BY key'
     # when
-    capped = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
+    capped = user_a.get("/api/v1/search/advanced", jql=jql, limit=1)
+    deep = user_a.get("/api/v1/search/advanced", jql=jql, offset=1, limit=2)
+    whole = user_a.get("/api/v1/search/advanced", jql=jql, limit=3)
     monkeypatch.setattr(execute, "COUNT_CAP", 3)
-    exact = user_a.get("/api/v1/search/advanced", jql='status = "To Do" ORDER BY key')
-    # then the page is whole either way; the total says whether counting stopped
-    assert (capped.json()["total"], capped.json()["total_exact"]) == (2, False)
-    assert (exact.json()["total"], exact.json()["total_exact"]) == (3, True)
-    assert [i["key"] for i in capped.json()["items"]] == ["CORE-2", "CORE-4", "CORE-5"]
+    exact = user_a.get("/api/v1/search/advanced", jql=jql, limit=1)
+    # then the pages are whole; the total is exact when every match was read (below
+    # the cap, or up to the end of the page asked for), else where counting stopped
+    pages = [capped, deep, whole, exact]
+    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+        ["CORE-2"],
+        ["CORE-4", "CORE-5"],
+        ["CORE-2", "CORE-4", "CORE-5"],
+        ["CORE-2"],
+    ]
+    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+        (2, False),
+        (3, True),
+        (3, True),
+        (3, True),
+    ]
 
 
 def test_advanced_search_rejects_malformed_jql(user_a, search_world, search_api):

@@ -219,7 +219,12 @@ class TicketHistory(models.Model):
         ordering = ("created_at", "id")
         indexes = [
             models.Index(fields=["ticket", "created_at"]),
-            models.Index(fields=["field", "to_ref", "created_at"]),
+            # CHANGED TO / FROM read ticket_id, id and the other reference from these.
+            models.Index(
+                fields=["field", "to_ref", "created_at"],
+                name="history_changed_to",
+                include=["ticket_id", "from_ref", "id"],
+            ),
             models.Index(
                 F("field"),
                 F("to_ref"),
@@ -227,7 +232,11 @@ class TicketHistory(models.Model):
                 name="history_value_until",
                 include=["created_at", "ticket_id", "until"],
             ),
-            models.Index(fields=["field", "from_ref", "created_at"]),
+            models.Index(
+                fields=["field", "from_ref", "created_at"],
+                name="history_changed_from",
+                include=["ticket_id", "to_ref", "id"],
+            ),
             models.Index(fields=["field", "created_at"]),
         ]
 
