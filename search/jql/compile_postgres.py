@@ -102,8 +102,11 @@ class SearchTextColumn(Col):
 
 
 class IdIn(Func):
-    """`id = ANY(%s::bigint[])`: a list of ids as one array parameter (Django's `__in`
-    writes one parameter per id, slow to build for 100,000 of them)."""
+    """`id = ANY(%s::bigint[])`: a list of ids as one array parameter, written as the
+    text of an array (`{1,2,3}`) once. Django's `__in` writes one parameter per id,
+    slow to build for 100,000 of them; psycopg turning a list of 82,000 ints into an
+    array literal took 130 ms, for every statement that carries it (a page's plan, ids
+    and count), where joining their digits takes 10."""
 
     template = "%(expressions)s = ANY(%%s::bigint[])"
     output_field = BooleanField()
@@ -111,10 +114,11 @@ class IdIn(Func):
     def __init__(self, expression: Any, ids: list[int]) -> None:
         super().__init__(expression)
         self.ids = ids
+        self.literal = "{" + ",".join(map(str, ids)) + "}"
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # type: ignore[override]
         sql, params = super().as_sql(compiler, connection, **extra)
-        return sql, (*params, self.ids)
+        return sql, (*params, self.literal)
 
 
 class JsonText(Func):
