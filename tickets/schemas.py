@@ -76,16 +76,23 @@ class TicketOut(Schema):
 
     @staticmethod
     def resolve_components(obj: Any) -> list[Any]:
-        return list(obj.components.all())
+        return _listed(obj, "components")
 
     @staticmethod
     def resolve_fix_versions(obj: Any) -> list[Any]:
-        return list(obj.fix_versions.all())
+        return _listed(obj, "fix_versions")
 
     @staticmethod
     def resolve_custom_fields(obj: Any) -> dict[str, Any]:
-        names = {str(cf.pk): cf.name for cf in obj.project.custom_fields.all()}
+        names = {str(cf.pk): cf.name for cf in _listed(obj.project, "custom_fields")}
         return {names[k]: v for k, v in (obj.custom_fields or {}).items() if k in names}
+
+
+def _listed(obj: Any, relation: str) -> list[Any]:
+    """A to-many relation's objects: the list `tickets.selectors.tickets_for_list`
+    prefetched (`<relation>_listed`), or else read now."""
+    listed = getattr(obj, f"{relation}_listed", None)
+    return listed if listed is not None else list(getattr(obj, relation).all())
 
 
 class LinkOut(Schema):

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.members.models import Membership
 from saas.errors import Invalid, NotFound
@@ -25,7 +25,13 @@ LIST_RELATED = (
     "parent",
     "epic",
 )
-LIST_PREFETCH = ("components", "fix_versions", "project__custom_fields")
+# As plain lists (`to_attr`, read by tickets.schemas): a prefetch into each ticket's
+# related manager built a manager and a queryset per ticket and relation, 5-10 ms a page.
+LIST_PREFETCH = (
+    Prefetch("components", to_attr="components_listed"),
+    Prefetch("fix_versions", to_attr="fix_versions_listed"),
+    Prefetch("project__custom_fields", to_attr="custom_fields_listed"),
+)
 SORTS = {
     "key": ("project__key", "number"),
     "created": ("created_at", "id"),
