@@ -251,6 +251,10 @@ class _Compiler:
         values = [item for item in items if not isinstance(item, ast.Empty)]
         if any(isinstance(item, ast.ListValue) for item in values):
             raise JqlError("Lists cannot be nested", pos)
+        if spec.kind == fs.CATEGORY and values:
+            # Never empty: != / NOT IN is the other categories' statuses, a list the
+            # (assignee, status) and (project, status) indexes can use, as NOT IN is not.
+            return self.category_statuses(spec, values, within=op in ("=", "in"))
         matched = self.any_of(spec, values, pos) if values else _nothing()
         if op in ("=", "in"):
             return matched | self.empty(spec) if has_empty else matched
@@ -337,15 +341,7 @@ class _Compiler:
         if kind == fs.USER:
             return Q(**{f"{spec.column}_id__in": self.ids(spec, values)})
         if kind == fs.CATEGORY:
-            self._functions(spec, values, set())
-            # As status ids (a handful): the filter then applies in the ticket scan,
-            # before any sort, instead of after a join with the statuses.
-            categories = fs.category_resolve(spec, values)
-            return Q(
-                status_id__in=list(
-                    Status.objects.filter(category__in=categories).values_list("pk", flat=True)
-                )
-            )
+            return self.category_statuses(spec, values, within=True)
         if kind == fs.M2M:
             relation = getattr(Ticket, spec.column or "")
             target = "component_id" if spec.column == "components" else "version_id"
@@ -397,6 +393,17 @@ class _Compiler:
         if kind == fs.CUSTOM:
             return self.custom_any_of(spec, values)
         raise JqlError(f"The field '{spec.name}' cannot be compared with '='", pos)
+
+    def category_statuses(self, spec: fs.FieldSpec, values: list[Any], *, within: bool) -> Q:
+        """Tickets whose status is in (`within`) or outside these categories, as status
+        ids (a handful): the filter then applies in the ticket scan, before any sort,
+        instead of after a join with the statuses."""
+        self._functions(spec, values, set())
+        categories = fs.category_resolve(spec, values)
+        statuses = Status.objects.filter(category__in=categories)
+        if not within:
+            statuses = Status.objects.exclude(pk__in=statuses.values("pk"))
+        return Q(status_id__in=list(statuses.values_list("pk", flat=True)))
 
     def saved_filters(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
         """The WHERE clauses of the saved filters named, compiled in place (their

@@ -264,6 +264,8 @@ QUERIES = [
     ("statusCategory = Done", C(1)),
     ('statusCategory != "To Do"', C(3, 1)),
     ("statusCategory = indeterminate", C(3)),
+    ('statusCategory not in ("To Do", Done)', C(3)),
+    ("NOT statusCategory != Done", C(1)),
     ("priority = High", C(1)),
     ("priority > Medium", C(4, 1)),
     ("priority <= low", C(5, 3)),
