@@ -7,7 +7,6 @@ only the page of tickets is read from Postgres (in the engine's order); a query 
 engine cannot answer runs on Postgres.
 """
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,13 +113,13 @@ def postgres_page_ids(
     window = max(COUNT_CAP, offset + limit) + 1
     ordered = tickets.values_list("pk", flat=True)
     if _sorts_every_match(ordered[offset : offset + limit]):
-        ids = list(ordered[:window])
-        exact = len(ids) < window
-        return ids[offset : offset + limit], (len(ids) if exact else window - 1), exact
-    ids = list(ordered[offset : offset + limit])
-    if offset == 0 and len(ids) < limit:
-        return ids, len(ids), True
-    counted = tickets.order_by()[:window].count()
+        first = list(ordered[:window])
+        ids, counted = first[offset : offset + limit], len(first)
+    else:
+        ids = list(ordered[offset : offset + limit])
+        # A first page shorter than the limit is all the matches.
+        short = offset == 0 and len(ids) < limit
+        counted = len(ids) if short else tickets.order_by()[:window].count()
     exact = counted < window
     return ids, (counted if exact else window - 1), exact
 
@@ -134,14 +133,10 @@ def _sorts_every_match(ordered: QuerySet[Any]) -> bool:
         return False
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        node = _json(cursor.fetchone()[0])[0]["Plan"]
+        node = cursor.fetchone()[0][0]["Plan"]  # psycopg loads the json
     while node["Node Type"] in ("Limit", "Gather Merge") and node.get("Plans"):
         node = node["Plans"][0]
     return node["Node Type"] == "Sort"
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _postgres_page(tickets: QuerySet[Ticket], offset: int, limit: int) -> dict[str, Any]:

@@ -251,10 +251,10 @@ class _Compiler:
         values = [item for item in items if not isinstance(item, ast.Empty)]
         if any(isinstance(item, ast.ListValue) for item in values):
             raise JqlError("Lists cannot be nested", pos)
-        if spec.kind == fs.CATEGORY and values:
-            # Never empty: != / NOT IN is the other categories' statuses, a list the
-            # (assignee, status) and (project, status) indexes can use, as NOT IN is not.
-            return self.category_statuses(spec, values, within=op in ("=", "in"))
+        if spec.kind == fs.CATEGORY and values and op in ("!=", "not in"):
+            # Never empty: the other categories' statuses, a list the (assignee,
+            # status) and (project, status) indexes can use, as NOT IN is not.
+            return self.category_statuses(spec, values, within=False)
         matched = self.any_of(spec, values, pos) if values else _nothing()
         if op in ("=", "in"):
             return matched | self.empty(spec) if has_empty else matched
@@ -400,10 +400,8 @@ class _Compiler:
         instead of after a join with the statuses."""
         self._functions(spec, values, set())
         categories = fs.category_resolve(spec, values)
-        statuses = Status.objects.filter(category__in=categories)
-        if not within:
-            statuses = Status.objects.exclude(pk__in=statuses.values("pk"))
-        return Q(status_id__in=list(statuses.values_list("pk", flat=True)))
+        statuses = Status.objects.filter if within else Status.objects.exclude
+        return Q(status_id__in=list(statuses(category__in=categories).values_list("pk", flat=True)))
 
     def saved_filters(self, spec: fs.FieldSpec, values: list[Any]) -> Q:
         """The WHERE clauses of the saved filters named, compiled in place (their

@@ -16,6 +16,9 @@ Jira's semantics:
   `sequence`, then its id); tickets in no open sprint come last.
 """
 
+from functools import reduce
+from operator import or_
+
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.members.models import Membership
@@ -71,13 +74,13 @@ def sprint_any_of(found: list[tuple[int, str]]) -> Q:
     membership was not removed before the sprint closed."""
     current = [pk for pk, state in found if state != Sprint.State.CLOSED]
     closed = [pk for pk, state in found if state == Sprint.State.CLOSED]
-    result = Q(sprint_id__in=current) if current else Q(pk__in=[])
+    parts = [Q(sprint_id__in=current)] if current else []
     if closed:
         rows = SprintMembership.objects.filter(
             ticket_id=OuterRef("pk"), sprint_id__in=closed, removed_at__isnull=True
         )
-        result = Q(Exists(rows)) if not current else result | Q(Exists(rows))
-    return result
+        parts.append(Q(Exists(rows)))
+    return reduce(or_, parts) if parts else Q(pk__in=[])
 
 
 def sprint_empty() -> Q:
