@@ -71,7 +71,9 @@ def _run(query_text: str, *, member: Any, tenant: Any) -> tuple[float, float, fl
     started = time.perf_counter()
     plan = search_plan(query=jql_parse(query_text), member=member, tenant=tenant)
     compiled = time.perf_counter()
-    ids, total, _exact = postgres_page_ids(plan.tickets, 0, 50)
+    ids, total, _exact = postgres_page_ids(
+        plan.tickets, 0, 50, sorts_every_match=plan.sorts_every_match
+    )
     counted = time.perf_counter()
     items = _ordered(ids)
     done = time.perf_counter()

@@ -22,6 +22,7 @@ Jira semantics kept here:
 """
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -181,6 +182,8 @@ class _Compiler:
         # result; the comparison being compiled.
         self.where: ast.Clause | None = None
         self.bounded_by_ids = False
+        # Whether an index could give the rows in the query's order (set by `order`).
+        self.index_ordered = True
         self._comparing: ast.Comparison | None = None
         self._top_projects: set[int] | object | None = _UNKNOWN
         # (id, name) of the saved filters being compiled, outermost first: a reference
@@ -818,6 +821,17 @@ class _Compiler:
                 result.append(OrderBy(expr, descending=item.descending, nulls_last=nulls_last))
         last_descending = order_by[-1].descending
         result.append(F("id").desc() if last_descending else F("id").asc())
+        # The first sort key decides whether an index walk can give the order: a key,
+        # or a column of the ticket (a date, unless sorted apart above). Priority and
+        # status sort by their catalogue's rank (a join), custom fields and `lastViewed`
+        # by expressions: no index holds those orders.
+        first = fs.field_spec(order_by[0].field)
+        self.index_ordered = first.kind == fs.KEY or (
+            first.kind not in (fs.CUSTOM, fs.VIEWED)
+            and bool(first.order)
+            and "__" not in first.order[0]
+            and not (self.bounded_by_ids and first.kind == fs.DATETIME)
+        )
         return result
 
 
@@ -909,13 +923,22 @@ def _compare(expr: Any, lookup: str, value: Any) -> Any:
     return classes[lookup](expr, value)
 
 
-def jql_compile_postgres(
+@dataclass(frozen=True)
+class CompiledJql:
+    """A compiled query: its tickets in order, and whether PostgreSQL must sort all the
+    matches for that order (no index holds it), so a plan need not be asked for."""
+
+    tickets: QuerySet[Ticket]
+    sorts_every_match: bool
+
+
+def jql_compile(
     query: ast.Query,
     *,
     member: Membership,
     tenant: Any,
     within_filter: tuple[int, str] | None = None,
-) -> QuerySet[Ticket]:
+) -> CompiledJql:
     """The tickets `member` may see that match `query`, in its order: one SQL query.
     Raises JqlError for an invalid query (unknown field/value/function, operator not
     supported by the field, a saved filter referring to itself, ...). `within_filter`
@@ -926,4 +949,16 @@ def jql_compile_postgres(
     if query.where is not None:
         compiler.where = query.where
         tickets = tickets.filter(compiler.clause(query.where))
-    return tickets.order_by(*compiler.order(query.order_by))
+    ordered = tickets.order_by(*compiler.order(query.order_by))
+    return CompiledJql(ordered, sorts_every_match=not compiler.index_ordered)
+
+
+def jql_compile_postgres(
+    query: ast.Query,
+    *,
+    member: Membership,
+    tenant: Any,
+    within_filter: tuple[int, str] | None = None,
+) -> QuerySet[Ticket]:
+    """`jql_compile`'s tickets."""
+    return jql_compile(query, member=member, tenant=tenant, within_filter=within_filter).tickets

@@ -829,6 +829,69 @@ def test_advanced_search_pages_and_totals_are_the_same_whether_the_plan_sorts_or
     ]
 
 
+SORTS_EVERY_MATCH = [
+    # an index can hold the order: the planner is asked whether it walks it
+    ("", False),
+    ("ORDER BY key DESC", False),
+    ("project = CORE ORDER BY key", False),
+    ("ORDER BY updated DESC, priority DESC", False),
+    ("component = ui ORDER BY key", False),
+    # no index holds it (a catalogue's rank through a join, a custom field's value, a
+    # date of tickets given as ids, which the compiler keeps off the date's index)
+    ("ORDER BY priority DESC, updated DESC", True),
+    ("ORDER BY status ASC, key DESC", True),
+    ("ORDER BY project", True),
+    ("ORDER BY Severity", True),
+    ("component in (api, ui) ORDER BY updated DESC", True),
+    ("component = ui OR labels = ui ORDER BY updated DESC", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("jql", "expected"), SORTS_EVERY_MATCH, ids=[q for q, _ in SORTS_EVERY_MATCH]
+)
+def test_compiler_tells_when_the_plan_must_sort_every_match(world_a, search_world, jql, expected):
+    from search.jql.compile_postgres import jql_compile
+
+    with schema_context(world_a.schema):
+        member = _member(world_a, world_a.user)
+        tenant = Tenant.objects.get(schema_name=world_a.schema)
+        compiled = jql_compile(jql_parse(jql), member=member, tenant=tenant)
+    connection.set_schema_to_public()
+    assert compiled.sorts_every_match is expected
+
+
+def test_advanced_search_does_not_ask_the_planner_when_no_index_holds_the_order(
+    user_a, search_world, search_api, monkeypatch
+):
+    # given a count cap below the number of matches, and the planner's answer recorded
+    from search.engine import execute
+
+    monkeypatch.setattr(execute, "COUNT_CAP", 2)
+    asked: list[str] = []
+    real = execute._sorts_every_match
+    monkeypatch.setattr(
+        execute, "_sorts_every_match", lambda q: asked.append(str(q.query)) or real(q)
+    )
+    jql = "ORDER BY priority DESC"
+    # when
+    pages = [
+        user_a.get("/api/v1/search/advanced", jql=jql, limit=2),
+        user_a.get("/api/v1/search/advanced", jql=jql, offset=2, limit=5),
+    ]
+    # then the page and the count came from one sorted read, in the same order as the
+    # table's (CORE-4, 1, 2, 3, 5), and the planner was never asked
+    assert asked == []
+    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+        ["CORE-4", "CORE-1"],
+        ["CORE-2", "CORE-3", "CORE-5"],
+    ]
+    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+        (2, False),
+        (5, True),
+    ]
+
+
 def test_advanced_search_total_stops_counting_at_the_cap(
     user_a, search_world, search_api, monkeypatch
 ):
