@@ -33,8 +33,11 @@ class Page(PaginationBase):
         offset, limit = pagination.offset, pagination.limit
         total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         return {
-            "items": list(queryset[offset : offset + limit]),
+            "items": self.page_items(queryset, offset, limit),
             "total": total,
             "offset": offset,
             "limit": limit,
         }
+
+    def page_items(self, queryset: Any, offset: int, limit: int) -> list[Any]:
+        return list(queryset[offset : offset + limit])

@@ -3,6 +3,7 @@ key, tickets by id or key (`PROJ-123`). Ticket responses carry an ETag (the vers
 `If-Match` on writes answers 412 when stale."""
 
 import re
+from typing import Any
 
 from django.http import HttpResponse
 from ninja import Query, Router, Status
@@ -64,8 +65,17 @@ def idempotent_free_response(status: int, body: dict, version: int) -> HttpRespo
     return response
 
 
+class TicketPage(Page):
+    """`Page` for ticket lists: the page's ids in order (the sort reads only its keys),
+    then those tickets with what a list shows (`selectors.tickets_by_ids`)."""
+
+    def page_items(self, queryset: Any, offset: int, limit: int) -> list[Any]:
+        page = queryset.values_list("pk", flat=True)[offset : offset + limit]
+        return selectors.tickets_by_ids(list(page))
+
+
 @router.get("/projects/{projectId}/tickets", response=list[TicketOut])
-@paginate(Page)
+@paginate(TicketPage)
 def tickets_of_project(request: AuthedRequest, projectId: str, filters: Query[TicketFilters]):
     """Tickets of a project, filtered and sorted."""
     project = project_get_for_user(member=request.member, ref=projectId)
@@ -266,7 +276,7 @@ def _user_tickets_endpoint(kind: str, summary: str):
         summary=summary,
         operation_id=f"user_{kind.replace('-', '_')}",
     )
-    @paginate(Page)
+    @paginate(TicketPage)
     def endpoint(request: AuthedRequest, userId: int):
         return selectors.user_tickets(member=request.member, user_id=userId, kind=kind)
 

@@ -46,6 +46,17 @@ def tickets_for_list(qs: QuerySet[Ticket]) -> QuerySet[Ticket]:
     return qs.select_related(*LIST_RELATED).prefetch_related(*LIST_PREFETCH)
 
 
+def tickets_by_ids(ids: list[int]) -> list[Ticket]:
+    """The tickets of a page, in the order of `ids`, with what a list shows of them.
+    Lists choose their page's ids first (the sort reads only the sort keys) and load
+    the rows after, by primary key: sorting the wide rows joined with ten relations
+    cost a second for a project of 520,000 tickets sorted by priority."""
+    position = {pk: index for index, pk in enumerate(ids)}
+    with joins_as_written():
+        tickets = list(tickets_for_list(Ticket.objects.filter(pk__in=ids)))
+    return sorted(tickets, key=lambda ticket: position[ticket.pk])
+
+
 @contextmanager
 def joins_as_written() -> Iterator[None]:
     """Inside, PostgreSQL joins tables in the order the query writes them. Tickets
@@ -110,7 +121,10 @@ def tickets_list(*, member: Membership, project: Any, filters: Any) -> QuerySet[
         qs = qs.filter(created_at__lt=filters.created_before)
     if filters.updated_after:
         qs = qs.filter(updated_at__gte=filters.updated_after)
-    return tickets_for_list(qs).order_by(*_sort(filters.sort))
+    # Within one project, key order is number order, which the (project, number) unique
+    # index holds; through the project's key it was a sort of the whole project.
+    order = [col.replace("project__key", "project_id") for col in _sort(filters.sort)]
+    return qs.order_by(*order)
 
 
 def ticket_links(*, member: Membership, ticket: Ticket) -> list[dict[str, Any]]:
@@ -179,4 +193,4 @@ def user_tickets(*, member: Membership, user_id: int, kind: str) -> QuerySet[Tic
     if not db_id_valid(user_id) or not Membership.objects.filter(user_id=user_id).exists():
         raise NotFound("No such member in this workspace.", code="user_not_found")
     qs = tickets_visible_to(member).filter(USER_TICKET_KINDS[kind](user_id))
-    return tickets_for_list(qs).order_by("-updated_at", "-id")
+    return qs.order_by("-updated_at", "-id")

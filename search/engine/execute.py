@@ -23,7 +23,7 @@ from search.engine.compile_dsl import EngineUnsupported, jql_compile_dsl
 from search.jql import ast
 from search.jql.compile_postgres import jql_compile
 from tickets.models import Ticket
-from tickets.selectors import joins_as_written, tickets_for_list
+from tickets.selectors import tickets_by_ids
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,6 @@ def search_plan(*, query: ast.Query, member: Membership, tenant: Any) -> SearchP
     except EngineUnsupported:
         return postgres
     return replace(postgres, engine=engine, body=body, index=index_alias(tenant.schema_name))
-
-
-def _ordered(ids: list[int]) -> list[Ticket]:
-    position = {pk: index for index, pk in enumerate(ids)}
-    with joins_as_written():
-        tickets = list(tickets_for_list(Ticket.objects.filter(pk__in=ids)))
-    return sorted(tickets, key=lambda ticket: position[ticket.pk])
 
 
 def engine_ids(plan: SearchPlan, *, offset: int = 0, limit: int | None = None) -> Iterator[int]:
@@ -157,7 +150,7 @@ def _postgres_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:
         "total_exact": exact,
         "offset": offset,
         "limit": limit,
-        "items": _ordered(ids),
+        "items": tickets_by_ids(ids),
     }
 
 
@@ -192,7 +185,7 @@ def _engine_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:
         "total_exact": hits_total.get("relation", "eq") == "eq",
         "offset": offset,
         "limit": limit,
-        "items": _ordered(ids),
+        "items": tickets_by_ids(ids),
     }
 
 
