@@ -65,8 +65,9 @@ def _percentile(values: list[float], p: float) -> float:
 def _run(query_text: str, *, member: Any, tenant: Any) -> tuple[float, float, float, int]:
     """(total ms, ids ms, rows ms, total) of one search as the API runs it: the page's
     ids in order with the capped total (one query), then the page's rows by id."""
-    from search.engine.execute import _ordered, postgres_page_ids, search_plan
+    from search.engine.execute import postgres_page_ids, search_plan
     from search.jql.parser import jql_parse
+    from tickets.selectors import tickets_by_ids
 
     started = time.perf_counter()
     plan = search_plan(query=jql_parse(query_text), member=member, tenant=tenant)
@@ -75,7 +76,7 @@ def _run(query_text: str, *, member: Any, tenant: Any) -> tuple[float, float, fl
         plan.tickets, 0, 50, sorts_every_match=plan.sorts_every_match
     )
     counted = time.perf_counter()
-    items = _ordered(ids)
+    items = tickets_by_ids(ids)
     done = time.perf_counter()
     assert len(items) == min(50, total)
     ms = lambda a, b: (b - a) * 1000  # noqa: E731
