@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Search engine drift repair (a no-op for tenants searching on Postgres).
     "search-reconcile": {"task": "search.tasks.search_reconcile_all", "schedule": 3600.0},
+    # Stored text vectors whose fill task was lost (after an import).
+    "search-text-sweep": {"task": "search.tasks.search_text_sweep_all", "schedule": 3600.0},
 }
 
 # Search: "postgres" (default), "opensearch" or "elasticsearch"; a tenant may override

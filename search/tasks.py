@@ -46,6 +46,23 @@ def search_text_fill_task(schema_name: str, ticket_ids: Sequence[int]) -> None:
         search_text_refresh(ticket_ids)
 
 
+@shared_task(acks_late=True)
+def search_text_sweep_all() -> int:
+    """Beat: queue the stored text vectors still missing in each active tenant (a fill
+    task lost after an import leaves its tickets searchable, the slow exact way, until
+    then). Returns how many tickets were queued."""
+    from search.text_vectors import search_text_fill_later, search_text_unbuilt
+
+    queued = 0
+    for tenant in active_tenants():
+        with schema_context(tenant.schema_name):
+            ids = search_text_unbuilt()
+        if ids:
+            search_text_fill_later(tenant.schema_name, ids)
+            queued += len(ids)
+    return queued
+
+
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def search_reconcile_task(schema_name: str) -> dict[str, int]:
     """Find and repair drift between Postgres and one tenant's index."""

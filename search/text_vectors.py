@@ -39,6 +39,21 @@ def search_text_refresh(ticket_ids: Sequence[int] | None) -> None:
 
 # Tickets per fill task: one UPDATE of this many rows (a few seconds at most).
 FILL_BATCH = 5_000
+# Tickets without a vector one sweep queues at most, per tenant.
+SWEEP_MAX = 50_000
+
+
+def search_text_unbuilt(limit: int = SWEEP_MAX) -> list[int]:
+    """Ids of the current schema's tickets without a stored vector (at most `limit`,
+    through the partial index of them): those whose fill task was lost after an import,
+    and the few too big for one vector (computing theirs again leaves them without;
+    they are searched the exact way)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM tickets_ticket WHERE search_text IS NULL ORDER BY id LIMIT %s",
+            [limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def search_text_fill_later(schema_name: str, ticket_ids: Sequence[int]) -> None:

@@ -134,3 +134,30 @@ def test_refresh_rebuilds_vectors_written_with_triggers_off(
     assert _stored(ticket) == "'checkout':1 'kumquat':2"
     assert _stored(bare) == "'jam':2 'quinc':1"
     assert _keys(world_a, "text ~ kumquat") == [ticket.key]
+
+
+def test_the_beat_sweep_fills_vectors_whose_fill_task_was_lost(world_a, project_a, admin):  # noqa: F811
+    from search.tasks import search_text_sweep_all
+
+    # given two imported tickets whose fill task never ran, and an ordinary one
+    lost = [
+        ticket_create(project=project_a, actor=admin, data={"summary": summary})
+        for summary in ("Lost quince order", "Lost kumquat order")
+    ]
+    kept = ticket_create(project=project_a, actor=admin, data={"summary": "Kept order"})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tickets_ticket SET search_text = NULL WHERE id = ANY(%s)",
+            [[ticket.pk for ticket in lost]],
+        )
+    # when beat sweeps every tenant, twice
+    first = search_text_sweep_all()
+    second = search_text_sweep_all()
+    # then the two were queued and filled once, the other left as it was
+    assert (first, second) == (2, 0)
+    assert [_stored(ticket) for ticket in lost] == [
+        "'lost':1 'order':3 'quinc':2",
+        "'kumquat':2 'lost':1 'order':3",
+    ]
+    assert _stored(kept) == "'kept':1 'order':2"
+    assert _keys(world_a, "text ~ quince") == [lost[0].key]
