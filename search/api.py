@@ -12,12 +12,12 @@ from django.http import StreamingHttpResponse
 from ninja import Query, Router
 
 from accounts.authentication import AuthedRequest
-from search.engine.execute import search_export_ids, search_page, search_plan
+from search.engine.execute import search_count, search_export_ids, search_page, search_plan
 from search.export import EXPORT_MAX_ROWS, ExportIn, tickets_export_response
 from search.jql import ast
 from search.jql.errors import jql_errors_as
 from search.jql.parser import jql_parse
-from search.schemas import AdvancedSearchIn, SearchPage, SimpleSearchIn
+from search.schemas import AdvancedSearchIn, CountIn, SearchCount, SearchPage, SimpleSearchIn
 from search.suggest import SuggestionsIn, SuggestionsOut, jql_suggestions
 
 router = Router(tags=["search"])
@@ -39,6 +39,16 @@ def search_advanced(request: AuthedRequest, params: Query[AdvancedSearchIn]) -> 
     with jql_errors_as():
         query = jql_parse(params.jql)
     return _page(request, query, params.offset, params.limit)
+
+
+@router.get("/count", response=SearchCount)
+def search_count_get(request: AuthedRequest, params: Query[CountIn]) -> dict:
+    """How many tickets the caller may see match a JQL query, exactly up to 100,000: a
+    page's total stops at 1,000, so a client asks for this when it shows more."""
+    tenant = getattr(request, "tenant", None) or getattr(connection, "tenant", None)
+    with jql_errors_as():
+        query = jql_parse(params.jql)
+        return search_count(query=query, member=request.member, tenant=tenant)
 
 
 # Parameters have no position in a query text: errors name the value only.

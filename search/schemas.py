@@ -9,13 +9,27 @@ from tickets.schemas import TicketOut
 
 
 class SearchPage(Schema):
-    total: int = Field(description="Matches, exact up to 10,000 (see `total_exact`).")
+    total: int = Field(
+        description="Matches, exact up to 1,000 or to the end of the page (see `total_exact`;"
+        " `GET /search/count` counts further)."
+    )
     total_exact: bool = Field(
         True, description="False when the result is larger than `total`: counting stopped there."
     )
     offset: int
     limit: int
     items: list[TicketOut]
+
+
+class SearchCount(Schema):
+    total: int = Field(description="Matches, exact up to 100,000 (see `total_exact`).")
+    total_exact: bool = Field(
+        description="False when the result is larger than `total`: counting stopped there."
+    )
+
+
+class CountIn(Schema):
+    jql: str = Field("", max_length=10_000, description="A JQL query; empty counts everything.")
 
 
 class AdvancedSearchIn(Schema):

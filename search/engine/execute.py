@@ -30,8 +30,14 @@ logger = logging.getLogger(__name__)
 # from/size up to the engine's max_result_window; deeper pages walk with search_after.
 MAX_WINDOW = 10_000
 WALK_BATCH = 1_000
-# Totals are exact up to this many matches; beyond it `total_exact` is false.
-COUNT_CAP = 10_000
+# A page's total is exact up to this many matches (or to the end of the page); beyond
+# it `total_exact` is false. Counting is most of a page's cost for a query matching many
+# (the ids of every match up to the cap), so the page counts little and
+# `GET /search/count` counts further on request (Jira Cloud's search returns no total
+# at all, and a separate approximate count).
+COUNT_CAP = 1_000
+# `GET /search/count` counts exactly up to this many.
+COUNT_MAX = 100_000
 
 
 @dataclass
@@ -167,6 +173,26 @@ def search_page(
     except ENGINE_DOWN:
         logger.warning("search engine unavailable; answering from Postgres", exc_info=True)
         return _postgres_page(plan, offset, limit)
+
+
+def search_count(*, query: ast.Query, member: Membership, tenant: Any) -> dict[str, Any]:
+    """`{"total", "total_exact"}`: the matches the member may see, counted exactly up to
+    COUNT_MAX, on the tenant's backend (Postgres when the engine cannot be reached)."""
+    plan = search_plan(query=query, member=member, tenant=tenant)
+    if plan.engine is not None:
+        assert plan.body is not None
+        body = {"query": plan.body["query"], "size": 0, "track_total_hits": COUNT_MAX}
+        try:
+            hits_total = plan.engine.search(index=plan.index, body=body)["hits"]["total"]
+        except ENGINE_DOWN:
+            logger.warning("search engine unavailable; counting on Postgres", exc_info=True)
+        else:
+            return {
+                "total": hits_total["value"],
+                "total_exact": hits_total.get("relation", "eq") == "eq",
+            }
+    counted = plan.tickets.order_by()[: COUNT_MAX + 1].count()
+    return {"total": min(counted, COUNT_MAX), "total_exact": counted <= COUNT_MAX}
 
 
 def _engine_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:

@@ -65,6 +65,39 @@ def test_advanced_and_simple_search_answer_the_same_pages(
     assert on_engine[-1][0] == 400
 
 
+COUNTS = [
+    {"jql": ""},
+    {"jql": "labels = ui ORDER BY key"},
+    {"jql": 'text ~ "run" OR status WAS "In Progress"'},
+    {"jql": "project = CORE AND priority in (High, Highest)"},
+    {"jql": "status = Limbo"},
+]
+
+
+def test_counts_are_the_same_on_both_backends_and_capped_alike(
+    world_a, search_world, engine_a, user_a, lead_a, monkeypatch
+):
+    # given
+    index_rebuild(world_a)
+    for client in (user_a, lead_a):
+        # when / then: same totals, exactness and errors
+        on_engine, on_postgres = _both_backends(world_a, client, "/api/v1/search/count", COUNTS)
+        assert on_engine == on_postgres
+    assert [status for status, _ in on_engine] == [200, 200, 200, 200, 400]
+    assert on_engine[0][1] == {"total": 6, "total_exact": True}  # the lead sees SECRET-1
+    # and past the cap both stop at it
+    monkeypatch.setattr(execute, "COUNT_MAX", 2)
+    on_engine, on_postgres = _both_backends(world_a, lead_a, "/api/v1/search/count", COUNTS[:2])
+    assert (
+        on_engine
+        == on_postgres
+        == [
+            (200, {"total": 2, "total_exact": False}),
+            (200, {"total": 2, "total_exact": False}),
+        ]
+    )
+
+
 def test_deep_pages_walk_the_result_with_search_after(
     world_a, search_world, engine_a, user_a, monkeypatch
 ):

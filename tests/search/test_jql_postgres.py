@@ -966,3 +966,27 @@ def test_simple_search_compiles_to_the_same_engine(user_a, search_world, search_
     assert bad.json()["error"]["message"] == (
         "The value 'Limbo' does not exist for the field 'status'"
     )
+
+
+def test_count_answers_how_many_the_caller_may_see(
+    user_a, lead_a, search_world, search_api, monkeypatch
+):
+    from search.engine import execute
+
+    # when
+    as_user = user_a.get("/api/v1/search/count", jql="summary ~ checkout")
+    as_lead = lead_a.get("/api/v1/search/count", jql="summary ~ checkout")
+    everything = lead_a.get("/api/v1/search/count")
+    monkeypatch.setattr(execute, "COUNT_MAX", 5)
+    capped = lead_a.get("/api/v1/search/count")
+    invalid = user_a.get("/api/v1/search/count", jql="status = ")
+    # then the private project's ticket counts for its member only, and counting stops
+    # at the cap
+    assert [r.json() for r in (as_user, as_lead, everything, capped)] == [
+        {"total": 1, "total_exact": True},
+        {"total": 2, "total_exact": True},
+        {"total": 6, "total_exact": True},
+        {"total": 5, "total_exact": False},
+    ]
+    assert invalid.status_code == 400
+    assert invalid.json()["error"]["details"] == {"line": 1, "column": 10}
