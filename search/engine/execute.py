@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 
 from accounts.members.models import Membership
 from search.engine.backend import index_alias, search_engine_for
@@ -125,9 +125,24 @@ def postgres_page_ids(
         ids = list(ordered[offset : offset + limit])
         # A first page shorter than the limit is all the matches.
         short = offset == 0 and len(ids) < limit
-        counted = len(ids) if short else tickets.order_by()[:window].count()
+        counted = len(ids) if short else capped_count(tickets, window)
     exact = counted < window
     return ids, (counted if exact else window - 1), exact
+
+
+def capped_count(tickets: QuerySet[Ticket], cap: int) -> int:
+    """How many tickets match, counting no further than `cap`. The rows counted select
+    a constant, not the id (as Django's count of a slice does), so an index holding the
+    query's columns without the id (search_ticket_status_priority) counts them
+    index-only."""
+    try:
+        sql, params = tickets.order_by().values(one=Value(1))[:cap].query.sql_with_params()
+    except EmptyResultSet:
+        return 0
+    with connection.cursor() as cursor:
+        # `sql` is Django's compiled query; its values are in `params`.
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS capped", params)  # noqa: S608
+        return int(cursor.fetchone()[0])
 
 
 def _sorts_every_match(ordered: QuerySet[Any]) -> bool:
@@ -191,7 +206,7 @@ def search_count(*, query: ast.Query, member: Membership, tenant: Any) -> dict[s
                 "total": hits_total["value"],
                 "total_exact": hits_total.get("relation", "eq") == "eq",
             }
-    counted = plan.tickets.order_by()[: COUNT_MAX + 1].count()
+    counted = capped_count(plan.tickets, COUNT_MAX + 1)
     return {"total": min(counted, COUNT_MAX), "total_exact": counted <= COUNT_MAX}
 
 
