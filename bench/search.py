@@ -31,6 +31,7 @@ GOALS_MS = {FIELD: 100, TEXT: 300, HISTORY: 300}
 # (group, JQL); `{me}` is the benchmark member's username.
 MIX = [
     (FIELD, 'project = WEB AND status = "In Progress" ORDER BY priority DESC, updated DESC'),
+    (FIELD, "project = WEB ORDER BY priority DESC, updated DESC"),
     (FIELD, 'status in ("To Do", "In Review") AND priority in (High, Highest) '
             "ORDER BY created DESC"),
     (FIELD, "type = Bug AND labels = backend ORDER BY key"),

@@ -16,6 +16,17 @@ sorting ~100,000 tickets given by id (`component`, `fixVersion`), which was slow
 Cost: about 190 MB on 2,000,000 tickets; one entry per insert and per non-HOT update
 (ticket updates change `updated_at`, already indexed, so they are non-HOT anyway).
 
+`tickets_ticket (project_id, priority_id, id) INCLUDE (updated_at)`: priority order
+(the most common JQL sort, `ORDER BY priority DESC, updated DESC`) within projects by
+an index-only scan and a sort of narrow rows. `project = WEB ORDER BY priority DESC` on
+520,000 tickets fetched every row from the heap to sort them (850 ms, now 75 ms), as
+did the project's ticket list sorted by priority; `component = X` in two projects,
+sorted by priority, scans the two projects' entries here instead of looking up
+87,000 tickets (400-600 ms, now 170). The planner also uses it for sorting a large
+set of tickets given by id by `updated` across projects (`fixVersion`), about as slow
+as the primary-key lookups it replaces. Cost: about 95 MB on 2,000,000 tickets; one
+entry per insert and per non-HOT update.
+
 `tickets_ticket_components (component_id, ticket_id)` and
 `tickets_ticket_fix_versions (version_id, ticket_id)`: the tickets of a component or a
 version by an index-only scan, which the compiler reads first and writes into the query
@@ -29,6 +40,8 @@ from django.db import migrations
 FORWARD = """
 CREATE INDEX IF NOT EXISTS search_ticket_status_priority ON tickets_ticket
     (status_id, priority_id) INCLUDE (project_id, issue_type_id, assignee_id, labels);
+CREATE INDEX IF NOT EXISTS search_ticket_project_priority ON tickets_ticket
+    (project_id, priority_id, id) INCLUDE (updated_at);
 CREATE INDEX IF NOT EXISTS search_component_tickets ON tickets_ticket_components
     (component_id, ticket_id);
 CREATE INDEX IF NOT EXISTS search_version_tickets ON tickets_ticket_fix_versions
@@ -38,6 +51,7 @@ CREATE INDEX IF NOT EXISTS search_version_tickets ON tickets_ticket_fix_versions
 BACKWARD = """
 DROP INDEX IF EXISTS search_version_tickets;
 DROP INDEX IF EXISTS search_component_tickets;
+DROP INDEX IF EXISTS search_ticket_project_priority;
 DROP INDEX IF EXISTS search_ticket_status_priority;
 """
 
