@@ -103,14 +103,14 @@ def postgres_page_ids(
     """The page's ticket ids in order and the total, `(ids, total, exact)`. The total
     is exact up to COUNT_CAP (or to the end of the page asked for); beyond it the count
     stops there and `exact` is false, so a query matching millions costs what its first
-    ten thousand do.
+    thousand do.
 
     How depends on the plan for the page. When it sorts the matches, it reads all of
     them before its first row anyway: then the ids of the first
     `max(COUNT_CAP, offset + limit) + 1` in order cost about what the page does, and
     give the count with them (a page and a separate count would read the matches
     twice). When it walks an index in the order asked for, stopping at the end of the
-    page, the first ten thousand in that order could be as many random reads: then the
+    page, the first thousand in that order could be as many random reads: then the
     page, and apart the count (which needs no order).
 
     `sorts_every_match`: the compiler knows the plan sorts (no index holds the order).
