@@ -53,7 +53,7 @@ def tickets_by_ids(ids: list[int]) -> list[Ticket]:
     cost a second for a project of 520,000 tickets sorted by priority."""
     position = {pk: index for index, pk in enumerate(ids)}
     with joins_as_written():
-        tickets = list(tickets_for_list(Ticket.objects.filter(pk__in=ids)))
+        tickets = list(tickets_for_list(Ticket.objects.filter(pk__in=ids).order_by()))
     return sorted(tickets, key=lambda ticket: position[ticket.pk])
 
 
