@@ -21,7 +21,7 @@ from saas.tenancy import current_schema
 from tickets.content_schemas import AttachmentOut, CommentOut
 from tickets.models import Attachment, Comment, Sprint, Ticket
 from tickets.schemas import TicketOut, UserRef
-from tickets.selectors import tickets_for_list
+from tickets.selectors import tickets_by_ids
 
 # Event kinds an endpoint may subscribe to (also as "<prefix>.*", or "*" for all).
 WEBHOOK_EVENT_TYPES = (
@@ -76,7 +76,8 @@ def _dump(schema: Any, obj: Any) -> dict[str, Any]:
 
 
 def _ticket(ticket_id: int | None, event: OutboxEvent) -> dict[str, Any]:
-    ticket = tickets_for_list(Ticket.objects.filter(pk=ticket_id)).first() if ticket_id else None
+    found = tickets_by_ids([ticket_id]) if ticket_id else []
+    ticket = found[0] if found else None
     if ticket is None:  # deleted since
         return {"id": ticket_id, "key": event.payload.get("key"), "deleted": True}
     return _dump(TicketOut, ticket)
