@@ -24,6 +24,7 @@ from ninja import Field, Schema
 
 from saas.errors import Invalid
 from saas.tenancy import current_schema
+from search.engine.execute import capped_count
 from tickets.models import Ticket
 
 EXPORT_MAX_ROWS = 100_000
@@ -133,7 +134,7 @@ def tickets_export_response(
     if ordered_ids is not None:
         size = len(ordered_ids)
     else:
-        size = tickets.values("pk")[: EXPORT_MAX_ROWS + 1].count()
+        size = capped_count(tickets, EXPORT_MAX_ROWS + 1)
     if size > EXPORT_MAX_ROWS:
         raise Invalid(
             f"The query matches more than {EXPORT_MAX_ROWS} tickets; narrow it to export.",

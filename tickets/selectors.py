@@ -158,8 +158,7 @@ def ticket_links(*, member: Membership, ticket: Ticket) -> list[dict[str, Any]]:
 
 def ticket_detail(*, member: Membership, ticket: Ticket) -> Ticket:
     """The ticket with sub-tasks, links and watcher facts attached for output."""
-    with joins_as_written():
-        detailed = tickets_for_list(Ticket.objects.filter(pk=ticket.pk)).get()
+    (detailed,) = tickets_by_ids([ticket.pk])
     detailed.subtasks_visible = list(  # type: ignore[attr-defined]
         tickets_visible_to(member).filter(parent=ticket).order_by("number")
     )

@@ -198,14 +198,9 @@ def search_count(*, query: ast.Query, member: Membership, tenant: Any) -> dict[s
         assert plan.body is not None
         body = {"query": plan.body["query"], "size": 0, "track_total_hits": COUNT_MAX}
         try:
-            hits_total = plan.engine.search(index=plan.index, body=body)["hits"]["total"]
+            return _engine_total(plan.engine.search(index=plan.index, body=body))
         except ENGINE_DOWN:
             logger.warning("search engine unavailable; counting on Postgres", exc_info=True)
-        else:
-            return {
-                "total": hits_total["value"],
-                "total_exact": hits_total.get("relation", "eq") == "eq",
-            }
     counted = capped_count(plan.tickets, COUNT_MAX + 1)
     return {"total": min(counted, COUNT_MAX), "total_exact": counted <= COUNT_MAX}
 
@@ -220,13 +215,21 @@ def _engine_page(plan: SearchPlan, offset: int, limit: int) -> dict[str, Any]:
     else:
         result = plan.engine.search(index=plan.index, body={**body, "size": 0})
         ids = list(engine_ids(plan, offset=offset, limit=limit))
+    return {
+        **_engine_total(result),
+        "offset": offset,
+        "limit": limit,
+        "items": tickets_by_ids(ids),
+    }
+
+
+def _engine_total(result: dict[str, Any]) -> dict[str, Any]:
+    """`{"total", "total_exact"}` of an engine's answer (counted up to its
+    `track_total_hits`)."""
     hits_total = result["hits"]["total"]
     return {
         "total": hits_total["value"],
         "total_exact": hits_total.get("relation", "eq") == "eq",
-        "offset": offset,
-        "limit": limit,
-        "items": tickets_by_ids(ids),
     }
 
 
