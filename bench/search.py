@@ -74,7 +74,7 @@ def _run(query_text: str, *, member: Any, tenant: Any) -> tuple[float, float, fl
     plan = search_plan(query=jql_parse(query_text), member=member, tenant=tenant)
     compiled = time.perf_counter()
     ids, total, _exact = postgres_page_ids(
-        plan.tickets, 0, 50, sorts_every_match=plan.sorts_every_match
+        plan.tickets, 0, 50, sorts_every_match=plan.sorts_every_match, walk=plan.walk
     )
     counted = time.perf_counter()
     items = tickets_by_ids(ids)
