@@ -612,6 +612,7 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
     from django.db import connection
     from django_tenants.utils import schema_context
 
+    from search.link_keys import link_keys_refresh
     from search.text_vectors import search_text_refresh
     from tenants.services import tenant_signup
 
@@ -637,6 +638,9 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
             # Their triggers were off with the others (the history's `until` is written).
             search_text_refresh(None)
             say(f"search text vectors: {time.perf_counter() - t0:.0f} s")
+            t0 = time.perf_counter()
+            link_keys_refresh(None)
+            say(f"link sort keys: {time.perf_counter() - t0:.0f} s")
             say(f"rebuilding {len(definitions)} indexes")
             t0 = time.perf_counter()
             cursor.execute("SET maintenance_work_mem = '512MB'")

@@ -27,6 +27,7 @@ from accounts.members.models import Group, Invitation, Membership, Role
 from accounts.models import User
 from accounts.tokens import secret_hash, secret_new
 from saas.tenancy import current_schema
+from search.link_keys import LINK_KEYS_TRIGGERS, link_keys_refresh
 from search.text_vectors import SEARCH_TEXT_TRIGGERS, search_text_fill_later
 from tenants.models import Tenant
 from tickets.history import HISTORY_UNTIL_TRIGGERS
@@ -379,8 +380,10 @@ def _tickets(plan: ImportPlan, counts: Counter[str], progress: Progress) -> None
             # The search text trigger was skipped with the foreign-key ones: the
             # vectors are filled after commit. Until then they are NULL, which text
             # search reads as "search this ticket the exact way": slower, not wrong.
-            # (History `until` is written by the COPY itself.)
+            # (History `until` is written by the COPY itself.) The links' copy of
+            # their ticket's dates is filled now, in this transaction.
             ids = [t.id for t in tickets if t.id is not None]
+            link_keys_refresh(ids)
             transaction.on_commit(partial(search_text_fill_later, current_schema(), ids))
     top: dict[int, int] = {}
     for t in tickets:
@@ -411,8 +414,9 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     only fail if a referenced row were deleted meanwhile; `_references_lock` takes the
     same KEY SHARE locks the checks would, once per row instead of once per reference.
     Not done when a table has triggers of its own (they would be skipped too; the
-    search text and history `until` triggers are the exception: `_tickets` writes
-    `until` itself and has the text vectors filled after commit) or when
+    search text, history `until` and link sort key triggers are the exception:
+    `_tickets` writes `until` itself, fills the links' keys and has the text vectors
+    filled after commit) or when
     the role may not set `session_replication_role` (superuser, or on PostgreSQL 15+
     `GRANT SET ON PARAMETER session_replication_role TO <role>`).
     """
@@ -422,8 +426,14 @@ def _foreign_key_checks_skip(plan: ImportPlan) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(%s::regclass[])"
-            " AND NOT tgisinternal AND NOT tgname LIKE %s AND NOT tgname LIKE %s",
-            [tables, f"{SEARCH_TEXT_TRIGGERS}%", f"{HISTORY_UNTIL_TRIGGERS}%"],
+            " AND NOT tgisinternal AND NOT tgname LIKE %s AND NOT tgname LIKE %s"
+            " AND NOT tgname LIKE %s",
+            [
+                tables,
+                f"{SEARCH_TEXT_TRIGGERS}%",
+                f"{HISTORY_UNTIL_TRIGGERS}%",
+                f"{LINK_KEYS_TRIGGERS}%",
+            ],
         )
         if cursor.fetchone()[0]:
             return False

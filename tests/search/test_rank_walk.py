@@ -107,7 +107,7 @@ def test_many_tickets_of_a_component_sorted_by_priority_are_a_semi_join(world_a,
     # given components whose tickets count as many
     from search.jql import compile_postgres
 
-    monkeypatch.setattr(compile_postgres, "RANK_WALK_MIN", 1)
+    monkeypatch.setattr(compile_postgres, "SEMI_JOIN_MIN", 1)
     jql = "component in (api, ui) ORDER BY priority DESC"
     with schema_context(world_a.schema):
         # when

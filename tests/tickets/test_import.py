@@ -434,6 +434,13 @@ def test_imported_history_periods_and_text_vectors(
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM tickets_ticket WHERE search_text IS NULL")
             unbuilt = cursor.fetchone()[0]
+            # and the links carry their ticket's dates (their trigger was off too)
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE l.ticket_created_at = t.created_at"
+                " AND l.ticket_updated_at = t.updated_at) FROM tickets_ticket_components l"
+                " JOIN tickets_ticket t ON t.id = l.ticket_id"
+            )
+            links, links_with_dates = cursor.fetchone()
         # when the queued fill runs
         for callback in callbacks:
             callback()
@@ -444,6 +451,7 @@ def test_imported_history_periods_and_text_vectors(
     connection.set_schema_to_public()
     # then
     assert unbuilt == imported == 4
+    assert links == links_with_dates == 3
     assert unbuilt_after == 0
     assert before == after == [["WEB-5", "WEB-7"], ["WEB-5"], ["WEB-5"], []]
 
