@@ -21,7 +21,13 @@ from search.engine.backend import index_alias, search_engine_for
 from search.engine.client import ENGINE_DOWN, SearchEngine
 from search.engine.compile_dsl import EngineUnsupported, jql_compile_dsl
 from search.jql import ast
-from search.jql.compile_postgres import LinkWalk, RankWalk, estimated_rows, jql_compile
+from search.jql.compile_postgres import (
+    CreationWalk,
+    LinkWalk,
+    RankWalk,
+    estimated_rows,
+    jql_compile,
+)
 from tickets.models import Ticket
 from tickets.selectors import tickets_by_ids
 
@@ -54,7 +60,7 @@ class SearchPlan:
 
     tickets: QuerySet[Ticket]
     sorts_every_match: bool = False
-    walk: RankWalk | LinkWalk | None = None
+    walk: RankWalk | LinkWalk | CreationWalk | None = None
     engine: SearchEngine | None = None
     body: dict[str, Any] | None = None
     index: str = ""
@@ -110,7 +116,7 @@ def postgres_page_ids(
     limit: int,
     *,
     sorts_every_match: bool = False,
-    walk: RankWalk | LinkWalk | None = None,
+    walk: RankWalk | LinkWalk | CreationWalk | None = None,
 ) -> tuple[list[int], int, bool]:
     """The page's ticket ids in order and the total, `(ids, total, exact)`. The total
     is exact up to COUNT_CAP (or to the end of the page asked for); beyond it the count
@@ -130,12 +136,14 @@ def postgres_page_ids(
     1 ms, 30-80 ms for a query carrying 100,000 ids).
 
     `walk`: the query sorts by a date alone under many tickets of components or
-    versions (LinkWalk, always walked), or by a catalogue first (priority, status...
-    RankWalk, walked when the planner expects many matches, WALK_MIN_MATCHES; fewer are
-    sorted in one read). A walk reads the first `window` in order and stops there."""
+    versions (LinkWalk), or by creation through tickets given by id, a page of which is
+    near the newest (CreationWalk), both always walked; or by a catalogue first
+    (priority, status... RankWalk, walked when the planner expects many matches,
+    WALK_MIN_MATCHES; fewer are sorted in one read). A walk reads the first `window` in
+    order and stops there."""
     window = max(COUNT_CAP, offset + limit) + 1
     ordered = tickets.values_list("pk", flat=True)
-    walks = isinstance(walk, LinkWalk) or (
+    walks = isinstance(walk, LinkWalk | CreationWalk) or (
         walk is not None and estimated_rows(tickets) >= WALK_MIN_MATCHES
     )
     if walk is not None and walks:

@@ -122,7 +122,12 @@ class Ticket(models.Model):
             ),
             models.Index(fields=["reporter"]),
             models.Index(fields=["updated_at"]),
-            models.Index(fields=["created_at"]),
+            # Covering: walking creation order through tickets given by id (JQL
+            # `status CHANGED ...`, newest first) tests each entry's id and project
+            # without reading the ticket (search.jql.compile_postgres.sorted_apart).
+            models.Index(
+                fields=["created_at"], include=["id", "project"], name="ticket_created_walk"
+            ),
             models.Index(fields=["parent"]),
             models.Index(fields=["epic"]),
             models.Index(fields=["sprint", "rank"]),
