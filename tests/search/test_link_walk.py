@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from search.jql.compile_postgres import CompiledJql, LinkWalk, jql_compile
+from search.jql.compile_postgres import CompiledJql, CreationWalk, LinkWalk, jql_compile
 from search.jql.parser import jql_parse
 from search.link_keys import link_keys_refresh
 from tenants.models import Tenant
@@ -266,8 +266,43 @@ def test_creation_order_of_tickets_given_by_id_is_walked_only_near_the_ends(
         compiled = _compiled(world_a, world_a.user, jql)
         order_sql = str(compiled.tickets.query).split("ORDER BY")[-1]
         keys = list(compiled.tickets.values_list("key", flat=True))
+        pk_by_key = dict(Ticket.objects.values_list("key", "pk"))
+        walked = compiled.walk.first_ids(5) if compiled.walk is not None else None
     connection.set_schema_to_public()
-    # then the date is sorted off its index (`+ 0 s`) or not, and the answer is the same
+    # then the date is sorted off its index (`+ 0 s`), or the tickets given by id are
+    # walked in one read for page and count; the answer is the same either way
     assert compiled.sorts_every_match is sorted_apart
     assert ("+ 0:00:00" in order_sql) is sorted_apart, order_sql
     assert keys == expected
+    given_by_id = jql.startswith("component")
+    assert isinstance(compiled.walk, CreationWalk) is (given_by_id and not sorted_apart)
+    if isinstance(compiled.walk, CreationWalk):
+        assert walked == [pk_by_key[key] for key in expected]
+
+
+def test_advanced_search_reads_a_short_creation_walk_once_for_page_and_count(user_a, monkeypatch):
+    # given a count cap below the number of matches, and the planner's answers recorded
+    from search.engine import execute
+
+    monkeypatch.setattr(execute, "COUNT_CAP", 1)
+    asked: list[str] = []
+    real = execute._sorts_every_match
+    monkeypatch.setattr(
+        execute, "_sorts_every_match", lambda q: asked.append(str(q.query)) or real(q)
+    )
+    jql = "component in (api, ui)"
+    # when
+    pages = [
+        user_a.get("/api/v1/search/advanced", jql=jql, limit=1),
+        user_a.get("/api/v1/search/advanced", jql=jql, offset=1, limit=5),
+    ]
+    # then newest first, counted from the same read, and the planner was never asked
+    assert asked == []
+    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+        ["CORE-2"],
+        ["CORE-1"],
+    ]
+    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+        (1, False),
+        (2, True),
+    ]
