@@ -30,6 +30,7 @@ from tickets.schemas import (
     TransitionOut,
     WatcherIn,
 )
+from tickets.walks import rank_walk_of
 from tickets.workflow_engine import ticket_transition, transitions_available
 
 router = Router(tags=["tickets"])
@@ -67,11 +68,16 @@ def idempotent_free_response(status: int, body: dict, version: int) -> HttpRespo
 
 class TicketPage(Page):
     """`Page` for ticket lists: the page's ids in order (the sort reads only its keys),
-    then those tickets with what a list shows (`selectors.tickets_by_ids`)."""
+    then those tickets with what a list shows (`selectors.tickets_by_ids`). A large list
+    sorted by priority or status is read a value of that order at a time (RankWalk)."""
 
     def page_items(self, queryset: Any, offset: int, limit: int) -> list[Any]:
-        page = queryset.values_list("pk", flat=True)[offset : offset + limit]
-        return selectors.tickets_by_ids(list(page))
+        walk = rank_walk_of(queryset)
+        if walk is not None and walk.worth_walking():
+            ids = walk.first_ids(offset + limit)[offset:]
+        else:
+            ids = list(queryset.values_list("pk", flat=True)[offset : offset + limit])
+        return selectors.tickets_by_ids(ids)
 
 
 @router.get("/projects/{projectId}/tickets", response=list[TicketOut])

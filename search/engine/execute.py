@@ -21,15 +21,10 @@ from search.engine.backend import index_alias, search_engine_for
 from search.engine.client import ENGINE_DOWN, SearchEngine
 from search.engine.compile_dsl import EngineUnsupported, jql_compile_dsl
 from search.jql import ast
-from search.jql.compile_postgres import (
-    CreationWalk,
-    LinkWalk,
-    RankWalk,
-    estimated_rows,
-    jql_compile,
-)
+from search.jql.compile_postgres import CreationWalk, LinkWalk, jql_compile
 from tickets.models import Ticket
 from tickets.selectors import tickets_by_ids
+from tickets.walks import RankWalk
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +37,6 @@ WALK_BATCH = 1_000
 # `GET /search/count` counts further on request (Jira Cloud's search returns no total
 # at all, and a separate approximate count).
 COUNT_CAP = 1_000
-# From this many matches (as the planner expects), a query sorted by a catalogue first
-# is read a value at a time (RankWalk): sorting them costs 2-3 ms a thousand (87,000
-# tickets of a component: 240 ms, walked 45), while below it one sort is cheaper than
-# a read per value (13,000 tickets of a status in a project: 45 ms, walked 120). The
-# planner may expect a third of the tickets of a component under a project filter.
-WALK_MIN_MATCHES = 25_000
 # `GET /search/count` counts exactly up to this many.
 COUNT_MAX = 100_000
 
@@ -138,15 +127,11 @@ def postgres_page_ids(
     `walk`: the query sorts by a date alone under many tickets of components or
     versions (LinkWalk), or by creation through tickets given by id, a page of which is
     near the newest (CreationWalk), both always walked; or by a catalogue first
-    (priority, status... RankWalk, walked when the planner expects many matches,
-    WALK_MIN_MATCHES; fewer are sorted in one read). A walk reads the first `window` in
-    order and stops there."""
+    (priority, status... RankWalk, walked when the planner expects many matches; fewer
+    are sorted in one read). A walk reads the first `window` in order and stops there."""
     window = max(COUNT_CAP, offset + limit) + 1
     ordered = tickets.values_list("pk", flat=True)
-    walks = isinstance(walk, LinkWalk | CreationWalk) or (
-        walk is not None and estimated_rows(tickets) >= WALK_MIN_MATCHES
-    )
-    if walk is not None and walks:
+    if walk is not None and (isinstance(walk, LinkWalk | CreationWalk) or walk.worth_walking()):
         first = walk.first_ids(window)
         ids, counted = first[offset : offset + limit], len(first)
     elif sorts_every_match or _sorts_every_match(ordered[offset : offset + limit]):

@@ -22,7 +22,6 @@ Jira semantics kept here:
 """
 
 import heapq
-import itertools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,6 +59,7 @@ from search.jql.ast import JqlError, ResolvedDate
 from search.jql.history_sets import held_after, set_history
 from tickets.access import tickets_visible_to_resolved
 from tickets.models import Comment, Priority, Status, Ticket, TicketHistory, Watcher
+from tickets.walks import RankWalk, catalogue_of, estimated_rows
 
 # -- SQL building blocks ---------------------------------------------------------------------
 
@@ -190,10 +190,6 @@ _AWAY_FROM_CREATED_WALK = (F("number").asc(),)
 # versions' ids, sorted: 80 ms against 170 along the links.
 LINK_WALK_MAX_VALUES = 64
 LINK_WALK_MIN_SHARE = 0.25
-
-# A RankWalk reads at most this many values of the order one by one, then the rest of
-# the matches in one sorted read.
-WALK_VALUES = 2
 
 # Comparisons whose matches, at the top of a query, are all its results can be.
 BOUNDING_OPS = frozenset({"=", "in", "was", "was in", "changed"})
@@ -1033,18 +1029,13 @@ def _compare(expr: Any, lookup: str, value: Any) -> Any:
     return classes[lookup](expr, value)
 
 
-def _catalogue(column: str) -> Any:
-    """The model a ticket's reference (`priority`) points to."""
-    return Ticket._meta.get_field(column).related_model
-
-
 def _rank_walkable(spec: fs.FieldSpec) -> bool:
     """Whether ORDER BY `spec` is the order of a small catalogue the ticket refers to
     (project, type, status, status category, priority, resolution): columns of the
     catalogue's table, none of them nullable."""
     if spec.kind not in (fs.REF, fs.CATEGORY) or not spec.order or not spec.column:
         return False
-    catalogue = _catalogue(spec.column)
+    catalogue = catalogue_of(spec.column)
     prefix = f"{spec.column}__"
     return all(
         name.startswith(prefix)
@@ -1052,57 +1043,6 @@ def _rank_walkable(spec: fs.FieldSpec) -> bool:
         and not catalogue._meta.get_field(name[len(prefix) :]).null
         for name in spec.order
     )
-
-
-@dataclass(frozen=True)
-class RankWalk:
-    """A query sorted first by a catalogue's order (`ORDER BY priority DESC, updated
-    DESC`), read by value of that order: the matches of the first value (the most
-    urgent priority) in the order of the other keys, then the rest in the whole order.
-
-    No index holds a catalogue's order (it is a column of another table), so the plain
-    query reads and sorts every match before its first row: 200-300 ms for 100,000 of
-    them. Within one value the rest of the order can often be walked (by id, by a
-    date), and the first page of a large result is all of the first value's. A result
-    whose first value has fewer than asked for costs one more sorted read."""
-
-    column: str  # the ticket's reference: "priority"
-    fields: tuple[str, ...]  # the catalogue's order: ("rank",)
-    descending: bool
-    tickets: QuerySet[Ticket]  # the matches in the query's order
-    rest: QuerySet[Ticket]  # the matches ordered by the keys after the first
-
-    def values(self) -> list[tuple[int, ...]]:
-        """The catalogue's ids by value of its order, in the query's direction (ids
-        sharing a value together). Sorted by the database, so names compare in the
-        column's collation as in the query."""
-        rows = (
-            _catalogue(self.column)
-            .objects.order_by(
-                *(OrderBy(F(name), descending=self.descending) for name in self.fields)
-            )
-            .values_list(*self.fields, "pk")
-        )
-        return [
-            tuple(row[-1] for row in group)
-            for _, group in itertools.groupby(rows, key=lambda row: row[:-1])
-        ]
-
-    def first_ids(self, count: int) -> list[int]:
-        """The ids of the first `count` matches in the query's order (all of them if
-        fewer)."""
-        found: list[int] = []
-        walked = Q()
-        for value in self.values()[:WALK_VALUES]:
-            held = Q(**{f"{self.column}_id__in": value})
-            found.extend(self.rest.filter(held).values_list("pk", flat=True)[: count - len(found)])
-            if len(found) == count:
-                return found
-            walked |= held
-        # (`~walked` also keeps the tickets without a value, which sort last.)
-        others = self.tickets.filter(~walked).values_list("pk", flat=True)
-        found.extend(others[: count - len(found)])
-        return found
 
 
 # The ticket's dates as its links carry them (search/link_keys.py).
@@ -1256,17 +1196,6 @@ def _link_candidate(compiler: _Compiler) -> ast.Comparison | None:
         if spec.kind == fs.M2M and not any(isinstance(i, ast.Empty) for i in items):
             return clause
     return None
-
-
-def estimated_rows(tickets: QuerySet[Ticket]) -> float:
-    """How many tickets the planner expects `tickets` to hold (EXPLAIN: about 1 ms)."""
-    try:
-        sql, params = tickets.order_by().values("pk").query.sql_with_params()
-    except EmptyResultSet:
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        return float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
 
 
 def _link_order(query: ast.Query, first: fs.FieldSpec | None) -> tuple[str, bool] | None:

@@ -52,9 +52,9 @@ def _first_keys(compiled: CompiledJql, count: int) -> tuple[list[str], list[str]
 def test_rank_walk_reads_the_matches_in_the_query_order(world_a, monkeypatch, jql, values):
     # given a walk of one value of the order before reading the rest sorted, or of
     # every value one by one
-    from search.jql import compile_postgres
+    from tickets import walks
 
-    monkeypatch.setattr(compile_postgres, "WALK_VALUES", values)
+    monkeypatch.setattr(walks, "WALK_VALUES", values)
     with schema_context(world_a.schema):
         compiled = _compiled(world_a, world_a.lead, jql)
         # when / then: the first 1, 2, ... of the walk are the sorted read's, SECRET-1
@@ -125,13 +125,14 @@ def test_many_tickets_of_a_component_sorted_by_priority_are_a_semi_join(world_a,
 def test_advanced_search_pages_and_totals_are_the_same_when_walked(user_a, monkeypatch):
     # given every query walked by value, and a count cap below the number of matches
     from search.engine import execute
+    from tickets import walks
 
-    monkeypatch.setattr(execute, "WALK_MIN_MATCHES", 0)
+    monkeypatch.setattr(walks, "WALK_MIN_MATCHES", 0)
     monkeypatch.setattr(execute, "COUNT_CAP", 2)
     walked: list[int] = []
-    real = execute.RankWalk.first_ids
+    real = walks.RankWalk.first_ids
     monkeypatch.setattr(
-        execute.RankWalk, "first_ids", lambda walk, count: walked.append(count) or real(walk, count)
+        walks.RankWalk, "first_ids", lambda walk, count: walked.append(count) or real(walk, count)
     )
     jql = "ORDER BY priority DESC"
     # when

@@ -1,3 +1,4 @@
+import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -447,6 +448,45 @@ def test_list_filters_sorts_and_paginates_without_n_plus_one(
     assert [t["key"] for t in labelled.json()["items"]] == ["CORE-6"]
     assert {t["priority"]["name"] for t in by_priority.json()["items"]} == {"High"}
     assert bad_sort.status_code == 422
+
+
+@pytest.mark.parametrize("values", [1, 5], ids=["one value then the rest", "value by value"])
+def test_lists_sorted_by_priority_or_status_read_by_value_page_as_one_sort(
+    admin_a, make_ticket, monkeypatch, values
+):
+    # given tickets of three priorities and two statuses, and lists walked by value
+    # (the walk of large lists) or sorted in one read (small ones)
+    from tickets import walks
+
+    priorities = ["Low", "High", "Medium", "High", "Low", "Highest", "Medium"]
+    for n, priority in enumerate(priorities):
+        make_ticket(summary=f"T{n}", priority=priority)
+    for key in ("CORE-2", "CORE-5"):
+        moved = admin_a.patch(f"/api/v1/tickets/{key}/status", {"status": "In Progress"})
+        assert moved.status_code == 200, moved.content
+    monkeypatch.setattr(walks, "WALK_VALUES", values)
+
+    def pages(walked: bool, sort: str) -> list[list[str]]:
+        monkeypatch.setattr(walks, "WALK_MIN_MATCHES", 0 if walked else 10**9)
+        return [
+            [
+                t["key"]
+                for t in admin_a.get(
+                    "/api/v1/projects/CORE/tickets", sort=sort, offset=offset, limit=3
+                ).json()["items"]
+            ]
+            for offset in (0, 3, 6)
+        ]
+
+    # when / then: the same pages either way
+    for sort in ("-priority", "priority", "status", "-status"):
+        assert pages(True, sort) == pages(False, sort), sort
+    assert pages(True, "-priority") == [
+        ["CORE-6", "CORE-4", "CORE-2"],
+        ["CORE-7", "CORE-3", "CORE-5"],
+        ["CORE-1"],
+    ]
+    assert pages(True, "status")[0][:2] == ["CORE-1", "CORE-3"]
 
 
 def test_user_ticket_lists(admin_a, user_a, make_ticket, world_a, world_b):
