@@ -407,16 +407,19 @@ class _Generator:
                 rows.worklogs.append(f"{pk}\t{assignee or reporter}\t{spent}\t{ts}\t\t{ts}\t{ts}\n")
         if rng.random() < 0.1:
             rows.watchers.append(f"{pk}\t{reporter}\t{ts_created}\n")
-        # components and fix versions
-        for component in set(rng.sample(project.components, rng.choice((0, 1, 1, 1, 2)))):
-            rows.components.append(f"{pk}\t{component}\n")
+        # components and fix versions (their links carry the ticket's dates, as the
+        # triggers of search/migrations/0006 would write them)
+        components = set(rng.sample(project.components, rng.choice((0, 1, 1, 1, 2))))
         version = self._version(project, resolved)
-        if version is not None:
-            rows.versions.append(f"{pk}\t{version}\n")
         # sprints
         for sprint, how, joined, left in sprint_plan:
             self._sprint_rows(rows, pk, sprint, how, joined, left, points, assignee or reporter)
         updated = max(events)
+        dates = f"{ts_created}\t{_ts(updated)}"
+        for component in components:
+            rows.components.append(f"{pk}\t{component}\t{dates}\n")
+        if version is not None:
+            rows.versions.append(f"{pk}\t{version}\t{dates}\n")
         due = None
         if rng.random() < 0.2:
             due = datetime.fromtimestamp(created + rng.uniform(3, 60) * DAY, UTC).date()
@@ -563,8 +566,12 @@ COPY_TARGETS = {
     "comments": ("tickets_comment", (
         "ticket_id", "author_id", "body", "mentions", "created_at", "updated_at",
     )),
-    "components": ("tickets_ticket_components", ("ticket_id", "component_id")),
-    "versions": ("tickets_ticket_fix_versions", ("ticket_id", "version_id")),
+    "components": (
+        "tickets_ticket_components",
+        ("ticket_id", "component_id", "ticket_created_at", "ticket_updated_at"),
+    ),
+    "versions": ("tickets_ticket_fix_versions", ("ticket_id", "version_id",
+                                                 "ticket_created_at", "ticket_updated_at")),
     "memberships": ("tickets_sprintmembership", ("sprint_id", "ticket_id", "added_at",
                                                  "removed_at")),
     "changes": ("tickets_sprintchange", (
@@ -612,7 +619,6 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
     from django.db import connection
     from django_tenants.utils import schema_context
 
-    from search.link_keys import link_keys_refresh
     from search.text_vectors import search_text_refresh
     from tenants.services import tenant_signup
 
@@ -638,9 +644,6 @@ def _seed(*, tickets: int, seed: int, say: Callable[[str], None]) -> Any:
             # Their triggers were off with the others (the history's `until` is written).
             search_text_refresh(None)
             say(f"search text vectors: {time.perf_counter() - t0:.0f} s")
-            t0 = time.perf_counter()
-            link_keys_refresh(None)
-            say(f"link sort keys: {time.perf_counter() - t0:.0f} s")
             say(f"rebuilding {len(definitions)} indexes")
             t0 = time.perf_counter()
             cursor.execute("SET maintenance_work_mem = '512MB'")

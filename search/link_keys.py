@@ -1,7 +1,8 @@
 """The sort keys of a ticket copied onto its component and fix-version links
 (`ticket_created_at`, `ticket_updated_at`; search/migrations/0006), which triggers keep
 equal to the ticket's. Writers that switch triggers off for speed (COPY with
-`session_replication_role = replica`) fill them here.
+`session_replication_role = replica`, as the importer does) fill them here, or write
+them in their COPY (bench/seed_big.py).
 
 With them, the links of a component or a version are indexed in the ticket's order, so
 `fixVersion in (...) ORDER BY updated DESC` (and the default order, created) walks the
