@@ -8,7 +8,8 @@ model fields, so Django's link rows never carry them):
 - an AFTER UPDATE trigger on tickets, when either date changes, copies them onto the
   ticket's links (a ticket has a few at most).
 Functions name tables through TG_TABLE_SCHEMA, so they work whatever the search_path,
-and are copied with the template schema like any other.
+and are copied with the template schema like any other. The triggers are in place
+before the existing links are filled, so writes during the migration keep them right.
 
 Indexes `(component_id, ticket_created_at, ticket_id)` and
 `(component_id, ticket_updated_at, ticket_id)` (the same on versions) replace the
@@ -29,13 +30,6 @@ ALTER TABLE tickets_ticket_components
 ALTER TABLE tickets_ticket_fix_versions
     ADD COLUMN IF NOT EXISTS ticket_created_at timestamptz,
     ADD COLUMN IF NOT EXISTS ticket_updated_at timestamptz;
-
-UPDATE tickets_ticket_components l
-   SET ticket_created_at = t.created_at, ticket_updated_at = t.updated_at
-  FROM tickets_ticket t WHERE t.id = l.ticket_id;
-UPDATE tickets_ticket_fix_versions l
-   SET ticket_created_at = t.created_at, ticket_updated_at = t.updated_at
-  FROM tickets_ticket t WHERE t.id = l.ticket_id;
 
 CREATE OR REPLACE FUNCTION search_link_keys_link_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -58,15 +52,24 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER search_link_keys_component_insert BEFORE INSERT ON tickets_ticket_components
+CREATE OR REPLACE TRIGGER search_link_keys_component_insert
+    BEFORE INSERT ON tickets_ticket_components
     FOR EACH ROW EXECUTE FUNCTION search_link_keys_link_write();
-CREATE TRIGGER search_link_keys_version_insert BEFORE INSERT ON tickets_ticket_fix_versions
+CREATE OR REPLACE TRIGGER search_link_keys_version_insert
+    BEFORE INSERT ON tickets_ticket_fix_versions
     FOR EACH ROW EXECUTE FUNCTION search_link_keys_link_write();
-CREATE TRIGGER search_link_keys_ticket_update AFTER UPDATE OF created_at, updated_at
-    ON tickets_ticket FOR EACH ROW
+CREATE OR REPLACE TRIGGER search_link_keys_ticket_update
+    AFTER UPDATE OF created_at, updated_at ON tickets_ticket FOR EACH ROW
     WHEN (OLD.created_at IS DISTINCT FROM NEW.created_at
           OR OLD.updated_at IS DISTINCT FROM NEW.updated_at)
     EXECUTE FUNCTION search_link_keys_ticket_changed();
+
+UPDATE tickets_ticket_components l
+   SET ticket_created_at = t.created_at, ticket_updated_at = t.updated_at
+  FROM tickets_ticket t WHERE t.id = l.ticket_id;
+UPDATE tickets_ticket_fix_versions l
+   SET ticket_created_at = t.created_at, ticket_updated_at = t.updated_at
+  FROM tickets_ticket t WHERE t.id = l.ticket_id;
 
 CREATE INDEX IF NOT EXISTS search_component_created ON tickets_ticket_components
     (component_id, ticket_created_at, ticket_id);
@@ -98,6 +101,12 @@ ALTER TABLE tickets_ticket_components
 
 
 class Migration(migrations.Migration):
+    # Each statement commits on its own: the triggers first (writes meanwhile keep the
+    # links current), then the fill, then the indexes, which then hold no dead copies
+    # of the rows the fill rewrote (built in the fill's transaction, they held both).
+    # Every statement can run again after a failure.
+    atomic = False
+
     dependencies = [
         ("search", "0005_covering_indexes"),
         ("tickets", "0009_assignee_index_covering"),
