@@ -1118,7 +1118,9 @@ class CreationWalk:
 class CompiledJql:
     """A compiled query: its tickets in order, whether PostgreSQL must sort all the
     matches for that order (no index holds it), so a plan need not be asked for, and
-    how to read its pages value by value when it sorts by a catalogue first."""
+    a way to read a page's window without sorting every match, when there is one (by
+    catalogue value, RankWalk; along component or version links, LinkWalk; a short walk
+    of creation order through tickets given by id, CreationWalk)."""
 
     tickets: QuerySet[Ticket]
     sorts_every_match: bool
