@@ -22,6 +22,9 @@ LINK_TABLES = (
     ("tickets_ticket_fix_versions", "version_id"),
 )
 
+# A ticket's dates as its links carry them.
+LINK_KEYS = {"created_at": "ticket_created_at", "updated_at": "ticket_updated_at"}
+
 _REFRESH = """
 UPDATE {table} l SET ticket_created_at = t.created_at, ticket_updated_at = t.updated_at
   FROM tickets_ticket t

@@ -31,15 +31,22 @@ def catalogue_of(column: str) -> Any:
     return Ticket._meta.get_field(column).related_model
 
 
-def estimated_rows(tickets: QuerySet[Ticket]) -> float:
-    """How many tickets the planner expects `tickets` to hold (EXPLAIN: about 1 ms)."""
+def query_plan(queryset: QuerySet[Any]) -> dict[str, Any] | None:
+    """The planner's plan for `queryset` (EXPLAIN, about 1 ms; its top node), or None
+    when Django knows it matches nothing."""
     try:
-        sql, params = tickets.order_by().values("pk").query.sql_with_params()
+        sql, params = queryset.query.sql_with_params()
     except EmptyResultSet:
-        return 0
+        return None
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        return float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
+        return cursor.fetchone()[0][0]["Plan"]  # psycopg loads the json
+
+
+def estimated_rows(tickets: QuerySet[Ticket]) -> float:
+    """How many tickets the planner expects `tickets` to hold."""
+    plan = query_plan(tickets.order_by().values("pk"))
+    return 0 if plan is None else float(plan["Plan Rows"])
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from search.jql import ast
 from search.jql.compile_postgres import CreationWalk, LinkWalk, jql_compile
 from tickets.models import Ticket
 from tickets.selectors import tickets_by_ids
-from tickets.walks import RankWalk
+from tickets.walks import RankWalk, query_plan
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +164,9 @@ def capped_count(tickets: QuerySet[Ticket], cap: int) -> int:
 def _sorts_every_match(ordered: QuerySet[Any]) -> bool:
     """Whether the planner's plan for `ordered` sorts the matches (rather than reading
     them in order from an index and stopping at its LIMIT)."""
-    try:
-        sql, params = ordered.query.sql_with_params()
-    except EmptyResultSet:
+    node = query_plan(ordered)
+    if node is None:
         return False
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        node = cursor.fetchone()[0][0]["Plan"]  # psycopg loads the json
     while node["Node Type"] in ("Limit", "Gather Merge") and node.get("Plans"):
         node = node["Plans"][0]
     return node["Node Type"] == "Sort"
