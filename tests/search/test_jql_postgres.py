@@ -229,6 +229,38 @@ def _keys(world, user, jql: str) -> list[str]:
     return keys
 
 
+def _keys_of(pages: list[Any]) -> list[list[str]]:
+    """The keys on each of these search pages."""
+    return [[item["key"] for item in page.json()["items"]] for page in pages]
+
+
+def _totals_of(pages: list[Any]) -> list[tuple[int, bool]]:
+    """(total, total_exact) of each of these search pages."""
+    return [(page.json()["total"], page.json()["total_exact"]) for page in pages]
+
+
+def _planner_asked(monkeypatch: Any) -> list[str]:
+    """The queries the search page asks the planner about from now on."""
+    from search.engine import execute
+
+    asked: list[str] = []
+    real = execute._sorts_every_match
+    monkeypatch.setattr(
+        execute, "_sorts_every_match", lambda q: asked.append(str(q.query)) or real(q)
+    )
+    return asked
+
+
+def _windows_walked(monkeypatch: Any, walk_class: Any) -> list[int]:
+    """The window each read of `walk_class` (RankWalk, LinkWalk) asks for from now on."""
+    walked: list[int] = []
+    real = walk_class.first_ids
+    monkeypatch.setattr(
+        walk_class, "first_ids", lambda walk, count: walked.append(count) or real(walk, count)
+    )
+    return walked
+
+
 def _error(world, user, jql: str) -> str:
     with pytest.raises(JqlError) as caught:
         _keys(world, user, jql)
@@ -815,13 +847,13 @@ def test_advanced_search_pages_and_totals_are_the_same_whether_the_plan_sorts_or
     ]
     # then the plan was the one asked for, and the answers do not depend on it
     assert sorts == [plan == "sort"] * 4
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-5"],
         ["CORE-4"],
         ["CORE-2"],
         ["CORE-5", "CORE-4", "CORE-2"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (2, False),
         (2, False),
         (3, True),
@@ -868,11 +900,7 @@ def test_advanced_search_does_not_ask_the_planner_when_no_index_holds_the_order(
     from search.engine import execute
 
     monkeypatch.setattr(execute, "COUNT_CAP", 2)
-    asked: list[str] = []
-    real = execute._sorts_every_match
-    monkeypatch.setattr(
-        execute, "_sorts_every_match", lambda q: asked.append(str(q.query)) or real(q)
-    )
+    asked = _planner_asked(monkeypatch)
     jql = "ORDER BY priority DESC"
     # when
     pages = [
@@ -882,11 +910,11 @@ def test_advanced_search_does_not_ask_the_planner_when_no_index_holds_the_order(
     # then the page and the count came from one sorted read, in the same order as the
     # table's (CORE-4, 1, 2, 3, 5), and the planner was never asked
     assert asked == []
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-4", "CORE-1"],
         ["CORE-2", "CORE-3", "CORE-5"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (2, False),
         (5, True),
     ]
@@ -909,13 +937,13 @@ def test_advanced_search_total_stops_counting_at_the_cap(
     # then the pages are whole; the total is exact when every match was read (below
     # the cap, or up to the end of the page asked for), else where counting stopped
     pages = [capped, deep, whole, exact]
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-2"],
         ["CORE-4", "CORE-5"],
         ["CORE-2", "CORE-4", "CORE-5"],
         ["CORE-2"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (2, False),
         (3, True),
         (3, True),

@@ -12,7 +12,15 @@ from search.jql.compile_postgres import CompiledJql, CreationWalk, LinkWalk, jql
 from search.jql.parser import jql_parse
 from search.link_keys import link_keys_refresh
 from tenants.models import Tenant
-from tests.search.test_jql_postgres import _member, search_api, search_world  # noqa: F401
+from tests.search.test_jql_postgres import (  # noqa: F401
+    _keys_of,
+    _member,
+    _planner_asked,
+    _totals_of,
+    _windows_walked,
+    search_api,
+    search_world,
+)
 from tests.tickets.conftest import private_project_a, project_a  # noqa: F401 (fixtures)
 from tickets.models import Component, Ticket
 from tickets.services import ticket_update
@@ -217,11 +225,7 @@ def test_advanced_search_pages_and_totals_are_the_same_along_the_links(
 
     monkeypatch.setattr(compile_postgres, "LINK_WALK_MIN_SHARE", 0)
     monkeypatch.setattr(execute, "COUNT_CAP", 2)
-    walked: list[int] = []
-    real = LinkWalk.first_ids
-    monkeypatch.setattr(
-        LinkWalk, "first_ids", lambda walk, count: walked.append(count) or real(walk, count)
-    )
+    walked = _windows_walked(monkeypatch, LinkWalk)
     jql = "component in (api, ui) ORDER BY updated DESC"
     # when
     pages = [
@@ -230,11 +234,11 @@ def test_advanced_search_pages_and_totals_are_the_same_along_the_links(
     ]
     # then both pages were walked, and answer as a sorted read would
     assert walked == [3, 7]
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-4"],
         ["CORE-2", "CORE-1"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (2, False),
         (3, True),
     ]
@@ -285,11 +289,7 @@ def test_advanced_search_reads_a_short_creation_walk_once_for_page_and_count(use
     from search.engine import execute
 
     monkeypatch.setattr(execute, "COUNT_CAP", 1)
-    asked: list[str] = []
-    real = execute._sorts_every_match
-    monkeypatch.setattr(
-        execute, "_sorts_every_match", lambda q: asked.append(str(q.query)) or real(q)
-    )
+    asked = _planner_asked(monkeypatch)
     jql = "component in (api, ui)"
     # when
     pages = [
@@ -298,11 +298,11 @@ def test_advanced_search_reads_a_short_creation_walk_once_for_page_and_count(use
     ]
     # then newest first, counted from the same read, and the planner was never asked
     assert asked == []
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-2"],
         ["CORE-1"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (1, False),
         (2, True),
     ]

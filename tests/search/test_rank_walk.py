@@ -11,7 +11,14 @@ from django_tenants.utils import schema_context
 from search.jql.compile_postgres import CompiledJql, jql_compile
 from search.jql.parser import jql_parse
 from tenants.models import Tenant
-from tests.search.test_jql_postgres import _member, search_api, search_world  # noqa: F401
+from tests.search.test_jql_postgres import (  # noqa: F401
+    _keys_of,
+    _member,
+    _totals_of,
+    _windows_walked,
+    search_api,
+    search_world,
+)
 from tests.tickets.conftest import private_project_a, project_a  # noqa: F401 (fixtures)
 from tickets.models import Priority, Ticket
 
@@ -129,11 +136,7 @@ def test_advanced_search_pages_and_totals_are_the_same_when_walked(user_a, monke
 
     monkeypatch.setattr(walks, "WALK_MIN_MATCHES", 0)
     monkeypatch.setattr(execute, "COUNT_CAP", 2)
-    walked: list[int] = []
-    real = walks.RankWalk.first_ids
-    monkeypatch.setattr(
-        walks.RankWalk, "first_ids", lambda walk, count: walked.append(count) or real(walk, count)
-    )
+    walked = _windows_walked(monkeypatch, walks.RankWalk)
     jql = "ORDER BY priority DESC"
     # when
     pages = [
@@ -143,11 +146,11 @@ def test_advanced_search_pages_and_totals_are_the_same_when_walked(user_a, monke
     # then the pages were walked (the first 3, then the first 8) and are the table's
     # order (CORE-4 Highest, CORE-1 High, 2 Medium, 3 Low, 5 Lowest)
     assert walked == [3, 8]
-    assert [[item["key"] for item in page.json()["items"]] for page in pages] == [
+    assert _keys_of(pages) == [
         ["CORE-4", "CORE-1"],
         ["CORE-2", "CORE-3", "CORE-5"],
     ]
-    assert [(page.json()["total"], page.json()["total_exact"]) for page in pages] == [
+    assert _totals_of(pages) == [
         (2, False),
         (5, True),
     ]
